@@ -1,0 +1,95 @@
+"""Small typed messages that flow between the daemon's parts.
+
+utterance -> understanding -> ToolCall(s) -> executor -> EntityCommand(s) -> adapter -> MqttMessage
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+UnderstandingPath = Literal["fast", "llm", "confirmation", "none"]
+
+
+@dataclass(frozen=True, slots=True)
+class MqttMessage:
+    """One message received from or to be sent to the broker."""
+
+    topic: str
+    payload: bytes
+    qos: int = 0
+    retain: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class EntityCommand:
+    """A device-level command in Home Assistant service terms (``turn_on``, ``lock``, ...).
+
+    ``params`` carries service data such as ``brightness`` (0-255), ``rgb_color``,
+    ``position`` (0-100), ``temperature``, ``hvac_mode``, ``percentage``, ``volume_level`` (0-1).
+    """
+
+    entity_id: str
+    service: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """A request to run one skill tool; produced by the fast path or by the LLM."""
+
+    tool: str
+    args: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    """Something that was done (or would be done, once confirmed) to one entity."""
+
+    tool: str
+    entity_id: str
+    args: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ToolResult:
+    """What a tool handler did: the actions taken and the text to say."""
+
+    reply: str
+    actions: tuple[Action, ...] = ()
+    success: bool = True
+    # Set when the handler refused to act until the user confirms; the calls to run on "yes".
+    needs_confirmation: tuple[ToolCall, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationRequest:
+    text: str
+    conversation_id: str | None = None
+    area: str | None = None  # the speaker's area (satellite room), used to resolve "the light"
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationResponse:
+    reply: str
+    actions: tuple[Action, ...] = ()
+    path: UnderstandingPath = "none"
+    conversation_id: str | None = None
+    # True while the assistant waits for a yes/no answer to a confirmation question.
+    awaiting_confirmation: bool = False
+    # True when the assistant asked which device the user meant.
+    clarification: bool = False
+    success: bool = True
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "reply": self.reply,
+            "actions": [
+                {"tool": a.tool, "entity_id": a.entity_id, "args": a.args} for a in self.actions
+            ],
+            "path": self.path,
+            "conversation_id": self.conversation_id,
+            "awaiting_confirmation": self.awaiting_confirmation,
+            "clarification": self.clarification,
+            "success": self.success,
+        }

@@ -1,0 +1,44 @@
+"""What every protocol adapter provides.
+
+An adapter turns wire messages into registry entities and states, and entity commands back
+into wire messages. It never talks to the broker directly: it subscribes and publishes
+through the context it is started with, so the MQTT link stays the one owner of the socket.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import ClassVar
+
+from assistant.messages import EntityCommand, MqttMessage
+from assistant.registry import DeviceRegistry, Entity
+
+MessageHandler = Callable[[MqttMessage], None]
+Unsubscribe = Callable[[], None]
+
+
+@dataclass(frozen=True)
+class AdapterContext:
+    registry: DeviceRegistry
+    # subscribe(topic_filter, handler) -> unsubscribe; handlers run on the event loop.
+    subscribe: Callable[[str, MessageHandler], Unsubscribe]
+    # publish(message): queued while the broker is unreachable.
+    publish: Callable[[MqttMessage], None]
+
+
+class CommandNotSupportedError(ValueError):
+    """The entity cannot do what was asked (no such command topic, feature or mode)."""
+
+
+class DeviceAdapter(ABC):
+    name: ClassVar[str]
+
+    @abstractmethod
+    def start(self, context: AdapterContext) -> Callable[[], None]:
+        """Subscribe to the adapter's topics; returns the function that stops it."""
+
+    @abstractmethod
+    def encode(self, entity: Entity, command: EntityCommand) -> list[MqttMessage]:
+        """Wire messages that make ``entity`` carry out ``command``."""
