@@ -86,6 +86,15 @@ def normalize_name(text: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class EntityPatch:
+    """The user's additions to what a device says about itself (from the config file)."""
+
+    name: str | None = None
+    aliases: tuple[str, ...] = ()
+    area: str | None = None  # area id or name
+
+
+@dataclass(frozen=True, slots=True)
 class RegistryChange:
     """What changed: ``structure`` for names/areas/new or removed entities, else state only."""
 
@@ -104,6 +113,7 @@ class DeviceRegistry:
         self._areas: dict[str, Area] = {}
         self._floors: dict[str, Floor] = {}
         self._listeners: list[RegistryListener] = []
+        self._overrides: dict[str, EntityPatch] = {}
         self._db: sqlite3.Connection | None = None
         if db_path is not None:
             self._open(Path(db_path))
@@ -211,6 +221,23 @@ class DeviceRegistry:
 
     # -- entities ----------------------------------------------------------------------
 
+    def set_overrides(self, overrides: dict[str, EntityPatch]) -> None:
+        """User patches applied to entities now and whenever an adapter upserts them."""
+        self._overrides = dict(overrides)
+        for entity in list(self._entities.values()):
+            self.upsert(entity)
+
+    def _patched(self, entity: Entity) -> Entity:
+        patch = self._overrides.get(entity.entity_id)
+        if patch is None:
+            return entity
+        update: dict[str, Any] = {"aliases": tuple(dict.fromkeys((*entity.aliases, *patch.aliases)))}
+        if patch.name:
+            update["name"] = patch.name
+        if patch.area:
+            update["area"] = patch.area if patch.area in self._areas else self.ensure_area(patch.area)
+        return entity.model_copy(update=update)
+
     def get(self, entity_id: str) -> Entity | None:
         return self._entities.get(entity_id)
 
@@ -222,6 +249,7 @@ class DeviceRegistry:
 
     def upsert(self, entity: Entity) -> None:
         """Add or replace an entity; keeps the known state when the new one has none."""
+        entity = self._patched(entity)
         old = self._entities.get(entity.entity_id)
         if old is not None and entity.state is None and old.state is not None:
             entity = entity.model_copy(update={"state": old.state, "attributes": {

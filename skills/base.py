@@ -38,7 +38,9 @@ def entity_ids_field(*domains: str, description: str = "Target entity ids") -> A
 
 
 class CommandSink(Protocol):
-    async def __call__(self, entity: Entity, command: EntityCommand) -> None: ...
+    """Encodes every command first (so a bad one stops all), then publishes them."""
+
+    async def __call__(self, commands: list[tuple[Entity, EntityCommand]]) -> None: ...
 
 
 class UnconfirmedActionError(RuntimeError):
@@ -55,11 +57,12 @@ class ToolContext:
     # True only when the user has answered "yes" to a confirmation question for this call.
     confirmed: bool = False
 
-    async def send(self, entity: Entity, command: EntityCommand) -> None:
+    async def send(self, commands: list[tuple[Entity, EntityCommand]]) -> None:
         # The last line of defence: no path reaches a lock or a garage door unconfirmed.
-        if entity.sensitive and not self.confirmed:
-            raise UnconfirmedActionError(f"{entity.entity_id} needs a confirmation")
-        await self.send_command(entity, command)
+        unconfirmed = [e.entity_id for e, _ in commands if e.sensitive and not self.confirmed]
+        if unconfirmed:
+            raise UnconfirmedActionError(f"{', '.join(unconfirmed)} need(s) a confirmation")
+        await self.send_command(commands)
 
 
 Handler = Callable[[Any, BaseModel, ToolContext], Awaitable[ToolResult]]

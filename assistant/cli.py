@@ -1,0 +1,200 @@
+"""``mimo-home`` command line: run, ask, config check, demo, eval, bench, listen, model."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+from assistant.config import DEFAULT_CONFIG_PATH, Config, ConfigError, load_config
+
+log = logging.getLogger("mimo-home")
+
+CONFIG_ENV = "MIMO_HOME_CONFIG"
+
+
+def demo_runtime_file() -> Path:
+    """Where a running ``mimo-home demo`` says how to reach it."""
+    base = os.environ.get("XDG_RUNTIME_DIR") or f"/tmp/mimo-home-{os.getuid()}"
+    return Path(base) / "mimo-home-demo.json"
+
+
+def resolve_config(path: str | None, *, allow_demo: bool = False) -> Config:
+    """--config, else $MIMO_HOME_CONFIG, else /etc/mimo-home/mimo-home.yaml, else (for the
+    client commands) a running demo, else defaults."""
+    chosen = path or os.environ.get(CONFIG_ENV)
+    if chosen is None and DEFAULT_CONFIG_PATH.is_file():
+        chosen = str(DEFAULT_CONFIG_PATH)
+    config = load_config(chosen)
+    if chosen is None and allow_demo:
+        demo = _running_demo()
+        if demo is not None:
+            config = config.model_copy(update={"mqtt": config.mqtt.model_copy(update=demo)})
+    return config
+
+
+def _running_demo() -> dict[str, object] | None:
+    try:
+        info = json.loads(demo_runtime_file().read_text())
+        os.kill(int(info["pid"]), 0)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return {"host": info["host"], "port": int(info["port"]), "base_topic": info["base_topic"]}
+
+
+def setup_logging(level: str) -> None:
+    # Under systemd, journald adds its own timestamps.
+    fmt = "%(levelname)s %(name)s: %(message)s" if os.environ.get("JOURNAL_STREAM") \
+        else "%(asctime)s %(levelname)s %(name)s: %(message)s"
+    logging.basicConfig(level=level, format=fmt, stream=sys.stderr, force=True)
+
+
+# -- commands --------------------------------------------------------------------------------
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from assistant.daemon import Daemon
+
+    config = resolve_config(args.config)
+    setup_logging(config.log_level)
+    asyncio.run(Daemon(config).run())
+    return 0
+
+
+def cmd_config_check(args: argparse.Namespace) -> int:
+    path = args.file or args.config
+    if path is None:
+        print("config check: give the file to check", file=sys.stderr)
+        return 2
+    try:
+        load_config(path)
+    except ConfigError as exc:
+        print(f"{exc.source}: {len(exc.problems)} problem(s)", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 1
+    print(f"{path}: OK")
+    return 0
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    from assistant.api import ApiClient, DaemonNotRunningError
+
+    config = resolve_config(args.config, allow_demo=True)
+    try:
+        with ApiClient(config.mqtt) as client:
+            body = client.ask(" ".join(args.text), conversation_id=args.conversation_id,
+                              area=args.area, timeout=args.timeout)
+    except (DaemonNotRunningError, TimeoutError) as exc:
+        print(f"mimo-home ask: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(body, ensure_ascii=False))
+    elif "error" in body:
+        print(f"error: {body['error']}")
+    else:
+        print(body["reply"])
+    return 0 if "error" not in body else 1
+
+
+def cmd_bench_nlu(args: argparse.Namespace) -> int:
+    from assistant.bench import run_nlu_bench
+
+    result = run_nlu_bench(sizes=(50, 500), repeats=args.repeats)
+    if args.json:
+        print(json.dumps({"entities": result}))
+    else:
+        print(f"{'entities':>8} {'median_ms':>10} {'p95_ms':>8}  utterances")
+        for size, row in result.items():
+            print(f"{size:>8} {row['median_ms']:>10.2f} {row['p95_ms']:>8.2f}  {row['samples']}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from assistant.demo import run_demo
+
+    config = resolve_config(args.config)
+    setup_logging(args.log_level or "WARNING")
+    return asyncio.run(run_demo(config, home=args.home, config_given=bool(
+        args.config or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG_PATH.is_file())))
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from assistant.evaluation import run_eval_command
+
+    config = resolve_config(args.config)
+    setup_logging(args.log_level or "WARNING")
+    return run_eval_command(config, args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mimo-home", description=__doc__)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", metavar="FILE",
+                        help=f"configuration file (default: ${CONFIG_ENV}, then "
+                             f"{DEFAULT_CONFIG_PATH} if present)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", parents=[common], help="run the daemon")
+    run.set_defaults(func=cmd_run)
+
+    config = sub.add_parser("config", help="configuration tools")
+    config_sub = config.add_subparsers(dest="config_command", required=True)
+    check = config_sub.add_parser("check", parents=[common], help="validate a config file")
+    check.add_argument("file", nargs="?")
+    check.set_defaults(func=cmd_config_check)
+
+    ask = sub.add_parser("ask", parents=[common], help="send a text request to the daemon")
+    ask.add_argument("text", nargs="+")
+    ask.add_argument("--json", action="store_true", help="print the whole reply as JSON")
+    ask.add_argument("--area", help="the area the request comes from")
+    ask.add_argument("--conversation-id", help="continue a conversation (for 'yes')")
+    ask.add_argument("--timeout", type=float, default=120.0)
+    ask.set_defaults(func=cmd_ask)
+
+    demo = sub.add_parser("demo", parents=[common],
+                          help="run the daemon with a virtual home (no setup needed)")
+    demo.add_argument("--home", help="a home-assistant-datasets fixture dir or file")
+    demo.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    demo.set_defaults(func=cmd_demo)
+
+    evaluate = sub.add_parser("eval", parents=[common], help="score understanding on datasets")
+    evaluate.add_argument("path", help="a home folder, a folder of homes, or ha-intents/<lang>")
+    evaluate.add_argument("--json", action="store_true")
+    evaluate.add_argument("--no-llm", action="store_true", help="fast path only")
+    evaluate.add_argument("--limit", type=int, help="at most N sentences")
+    evaluate.add_argument("--confirm", choices=["yes", "no"], default="yes",
+                          help="how the simulated user answers confirmation questions")
+    evaluate.add_argument("--failures", metavar="FILE",
+                          help="write every sentence that did not pass to FILE (JSON)")
+    evaluate.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    evaluate.set_defaults(func=cmd_eval)
+
+    bench = sub.add_parser("bench", help="speed figures")
+    bench_sub = bench.add_subparsers(dest="bench_command", required=True)
+    nlu = bench_sub.add_parser("nlu", parents=[common], help="fast-path latency")
+    nlu.add_argument("--json", action="store_true")
+    nlu.add_argument("--repeats", type=int, default=5)
+    nlu.set_defaults(func=cmd_bench_nlu)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        print(f"mimo-home: invalid configuration {exc.source}:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,197 @@
+"""Configuration: pydantic models loaded from YAML, with environment-variable overrides.
+
+Unknown keys are errors. Any key can be overridden from the environment as
+``MIMO_HOME__<SECTION>__<KEY>=value`` (double underscores between levels; the value is
+parsed as a YAML scalar), e.g. ``MIMO_HOME__MQTT__HOST=broker.lan``. Secrets come from a
+file (``mqtt.password_file``) or the ``MIMO_HOME__MQTT__PASSWORD`` variable.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+
+from assistant.llm.config import LlmConfig
+from assistant.voice.config import VoiceConfig
+
+ENV_PREFIX = "MIMO_HOME__"
+DEFAULT_CONFIG_PATH = Path("/etc/mimo-home/mimo-home.yaml")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TlsConfig(Strict):
+    enabled: bool = False
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    insecure: bool = Field(False, description="skip hostname verification (self-signed brokers)")
+
+
+class MqttConfig(Strict):
+    host: str = "localhost"
+    port: int = Field(1883, ge=1, le=65535)
+    client_id: str = "mimo-home"
+    username: str | None = None
+    password: SecretStr | None = None
+    password_file: Path | None = None
+    tls: TlsConfig = TlsConfig()
+    keepalive_s: int = Field(30, ge=5, le=3600)
+    base_topic: str = Field("mimo-home", min_length=1)
+    reconnect_min_s: float = Field(1.0, gt=0)
+    reconnect_max_s: float = Field(30.0, gt=0)
+    # Commands issued while the broker is away wait here, in order, up to these bounds.
+    queue_max: int = Field(100, ge=1, le=10_000)
+    queue_max_age_s: float = Field(30.0, gt=0)
+
+    @model_validator(mode="after")
+    def _one_password_source(self) -> MqttConfig:
+        if self.password is not None and self.password_file is not None:
+            raise ValueError("give either password or password_file, not both")
+        if "#" in self.base_topic or "+" in self.base_topic:
+            raise ValueError("base_topic must not contain MQTT wildcards")
+        return self
+
+    def resolved_password(self) -> str | None:
+        if self.password_file is not None:
+            return self.password_file.read_text(encoding="utf-8").strip()
+        return self.password.get_secret_value() if self.password else None
+
+
+class FloorConfig(Strict):
+    id: str
+    name: str
+    level: int | None = None
+    aliases: list[str] = []
+
+
+class AreaConfig(Strict):
+    id: str
+    name: str
+    floor: str | None = None
+    aliases: list[str] = []
+
+
+class EntityOverride(Strict):
+    name: str | None = None
+    aliases: list[str] = []
+    area: str | None = None
+
+
+class HomeConfig(Strict):
+    floors: list[FloorConfig] = []
+    areas: list[AreaConfig] = []
+    # Per-entity additions keyed by entity id: extra aliases, a better name, the area.
+    entities: dict[str, EntityOverride] = {}
+
+    @model_validator(mode="after")
+    def _areas_name_known_floors(self) -> HomeConfig:
+        floor_ids = {f.id for f in self.floors}
+        for area in self.areas:
+            if area.floor is not None and area.floor not in floor_ids:
+                raise ValueError(f"area {area.id!r} names unknown floor {area.floor!r}")
+        return self
+
+
+class HaDiscoveryConfig(Strict):
+    enabled: bool = True
+    prefix: str = "homeassistant"
+
+
+class AdaptersConfig(Strict):
+    ha_discovery: HaDiscoveryConfig = HaDiscoveryConfig()
+
+
+class UnderstandingConfig(Strict):
+    language: Literal["en"] = "en"
+    fast_path: bool = True
+    # How long a "yes" still confirms a lock/garage/valve/alarm action.
+    confirmation_window_s: float = Field(20.0, gt=0, le=300)
+    # How long a follow-up ("and the bedroom too") still refers to the previous turn.
+    conversation_window_s: float = Field(120.0, gt=0)
+
+
+class Config(Strict):
+    state_dir: Path = Path("/var/lib/mimo-home")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    mqtt: MqttConfig = MqttConfig()
+    home: HomeConfig = HomeConfig()
+    adapters: AdaptersConfig = AdaptersConfig()
+    understanding: UnderstandingConfig = UnderstandingConfig()
+    llm: LlmConfig = LlmConfig()
+    voice: VoiceConfig = VoiceConfig()
+
+
+class ConfigError(Exception):
+    """Everything wrong with a configuration, one problem per line."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.source = source
+        self.problems = problems
+        super().__init__(f"{source}: " + "; ".join(problems))
+
+
+def load_config(path: Path | str | None, environ: Mapping[str, str] | None = None) -> Config:
+    """Read ``path`` (None: defaults only), apply environment overrides, validate."""
+    environ = os.environ if environ is None else environ
+    source = str(path) if path else "(defaults)"
+    data: Any = {}
+    if path is not None:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(source, [f"cannot read the file: {exc.strerror or exc}"]) from None
+        try:
+            data = yaml.safe_load(text) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(source, [f"not valid YAML: {exc}"]) from None
+        if not isinstance(data, dict):
+            raise ConfigError(source, ["the top level must be a mapping of keys to values"])
+    data = apply_env_overrides(data, environ)
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(source, describe_validation_error(exc)) from None
+
+
+def apply_env_overrides(data: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
+    merged = dict(data)
+    for name, raw in sorted(environ.items()):
+        if not name.startswith(ENV_PREFIX) or not raw:
+            continue
+        keys = [k.lower() for k in name[len(ENV_PREFIX):].split("__")]
+        node = merged
+        for key in keys[:-1]:
+            child = node.get(key)
+            node[key] = dict(child) if isinstance(child, dict) else {}
+            node = node[key]
+        node[keys[-1]] = _env_scalar(raw)
+    return merged
+
+
+def _env_scalar(raw: str) -> Any:
+    try:
+        return yaml.safe_load(raw)
+    except yaml.YAMLError:
+        return raw
+
+
+def describe_validation_error(exc: ValidationError) -> list[str]:
+    problems = []
+    for error in exc.errors():
+        where = ".".join(str(part) for part in error["loc"]) or "(top level)"
+        if error["type"] == "extra_forbidden":
+            problems.append(f"{where}: unknown key")
+            continue
+        expected = error["msg"]
+        got = error.get("input")
+        shown = "" if isinstance(got, dict) or got is None else f" (got {got!r})"
+        problems.append(f"{where}: {expected}{shown}")
+    return problems

@@ -1,0 +1,202 @@
+"""The daemon: builds every part from the config, starts and stops them from one place.
+
+Each connection is one supervised task; a task that dies is logged and restarted with
+backoff. SIGTERM/SIGINT stop it gracefully: no new requests, requests in flight finish,
+the broker hears "offline", the registry is closed (every write is its own transaction, so
+nothing is ever half-written).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from assistant.api import ConversationApi
+from assistant.config import Config
+from assistant.conversation import Conversation, Reasoner
+from assistant.devices import DeviceGateway
+from assistant.fastpath import FastPath
+from assistant.messages import ConversationRequest, ConversationResponse
+from assistant.mqtt_link import MqttLink
+from assistant.registry import Area, DeviceRegistry, EntityPatch, Floor
+from assistant.sdnotify import SystemdNotifier
+from device_adapters.ha_discovery import HomeAssistantDiscoveryAdapter
+from skills.base import SkillRegistry
+from skills.home_control import HomeControlSkill
+
+log = logging.getLogger(__name__)
+
+# Past this long without a broker the watchdog starves and systemd restarts us.
+BROKER_GRACE_S = 120.0
+MAX_RESTART_BACKOFF_S = 30.0
+
+
+class Supervisor:
+    """Runs named long-lived coroutines and restarts any that fail, with backoff."""
+
+    def __init__(self) -> None:
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+
+    def start(self, name: str, factory: Callable[[], Awaitable[None]]) -> None:
+        self._tasks[name] = asyncio.create_task(self._keep_running(name, factory), name=name)
+
+    async def _keep_running(self, name: str, factory: Callable[[], Awaitable[None]]) -> None:
+        delay = 1.0
+        while True:
+            started = time.monotonic()
+            try:
+                await factory()
+                log.warning("task %s ended; restarting", name)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("task %s failed; restarting in %.0f s", name, delay)
+            if time.monotonic() - started > 60:
+                delay = 1.0
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, MAX_RESTART_BACKOFF_S)
+
+    async def stop(self) -> None:
+        for task in self._tasks.values():
+            task.cancel()
+        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        self._tasks.clear()
+
+
+class Daemon:
+    def __init__(self, config: Config, *, reasoner: Reasoner | None = None,
+                 notifier: SystemdNotifier | None = None) -> None:
+        self.config = config
+        self.notifier = notifier or SystemdNotifier.from_environment()
+        self.registry = DeviceRegistry(Path(config.state_dir) / "registry.sqlite3")
+        self._apply_home_config()
+        self.link = MqttLink(config.mqtt)
+        self.gateway = DeviceGateway(self.registry, self.link)
+        self.skills = SkillRegistry()
+        self.skills.register(HomeControlSkill())
+        self.fast_path = FastPath(self.registry, config.understanding.language) \
+            if config.understanding.fast_path else None
+        self.reasoner = reasoner if reasoner is not None else self._make_reasoner()
+        self.conversation = Conversation(self.registry, self.skills, self.gateway.send,
+                                         self.fast_path, self.reasoner, config.understanding)
+        self.api = ConversationApi(config.mqtt.base_topic, self.converse, self.link.publish)
+        self.supervisor = Supervisor()
+        self._stop = asyncio.Event()
+        self._cleanups: list[Callable[[], object]] = []
+        self.ready = asyncio.Event()
+
+    def _apply_home_config(self) -> None:
+        home = self.config.home
+        for floor in home.floors:
+            self.registry.set_floor(Floor(id=floor.id, name=floor.name, level=floor.level,
+                                          aliases=tuple(floor.aliases)))
+        for area in home.areas:
+            self.registry.set_area(Area(id=area.id, name=area.name, floor=area.floor,
+                                        aliases=tuple(area.aliases)))
+        self.registry.set_overrides({
+            entity_id: EntityPatch(o.name, tuple(o.aliases), o.area)
+            for entity_id, o in home.entities.items()})
+
+    def _make_reasoner(self) -> Reasoner | None:
+        if not self.config.llm.enabled:
+            return None
+        from assistant.llm.reasoner import LlmReasoner  # heavy: only when configured
+
+        return LlmReasoner(self.config.llm, self.skills, self.registry)
+
+    async def converse(self, request: ConversationRequest) -> ConversationResponse:
+        started = time.perf_counter()
+        response = await self.conversation.handle(request)
+        log.info("%r -> %r via %s in %.0f ms", request.text, response.reply, response.path,
+                 (time.perf_counter() - started) * 1000)
+        return response
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self.request_stop)
+                self._cleanups.append(lambda s=sig: loop.remove_signal_handler(s))
+        try:
+            await self._start()
+            await self._stop.wait()
+        finally:
+            await self._shutdown()
+
+    async def _start(self) -> None:
+        cfg = self.config
+        self.notifier.status("connecting to the MQTT broker")
+        self.supervisor.start("mqtt", self.link.run)
+        if cfg.adapters.ha_discovery.enabled:
+            self._cleanups.append(self.gateway.add_adapter(
+                HomeAssistantDiscoveryAdapter(cfg.adapters.ha_discovery.prefix)))
+        self._cleanups.append(self.api.start(self.link.subscribe))
+        if self.reasoner is not None:
+            self.reasoner.start()  # loads in the background; the fast path serves meanwhile
+        if cfg.voice.enabled:
+            from assistant.voice.service import VoiceService  # heavy: only when configured
+
+            voice = VoiceService(cfg.voice, self.converse, self.registry, self.link)
+            await voice.start()
+            self._cleanups.append(voice.stop)
+        interval = self.notifier.watchdog_interval()
+        if interval:
+            self.supervisor.start("watchdog", lambda: self._feed_watchdog(interval))
+        with contextlib.suppress(TimeoutError):
+            await self.link.wait_connected(timeout=10)
+        self.notifier.ready(self._status_text())
+        self.ready.set()
+        self.supervisor.start("status", self._report_status)
+
+    def _status_text(self) -> str:
+        broker = "connected" if self.link.connected else f"waiting for broker ({self.link.last_error})"
+        llm = f", LLM {self.reasoner.status}" if self.reasoner is not None else ""
+        return f"{len(self.registry)} entities, broker {broker}{llm}"
+
+    async def _report_status(self) -> None:
+        last = ""
+        while True:
+            text = self._status_text()
+            if text != last:
+                self.notifier.status(text)
+                last = text
+            await asyncio.sleep(2)
+
+    async def _feed_watchdog(self, interval: float) -> None:
+        """Feed systemd's watchdog only while the loop runs on time and the broker is near."""
+        while True:
+            before = time.monotonic()
+            await asyncio.sleep(interval)
+            loop_late = time.monotonic() - before - interval
+            if loop_late < interval and self.link.disconnected_for < BROKER_GRACE_S:
+                self.notifier.watchdog()
+            else:
+                log.error("not feeding the watchdog: loop %.1f s late, broker away %.0f s",
+                          loop_late, self.link.disconnected_for)
+
+    async def _shutdown(self) -> None:
+        self.notifier.stopping()
+        await self.api.drain(timeout=5)
+        for cleanup in reversed(self._cleanups):
+            try:
+                result = cleanup()
+                if asyncio.iscoroutine(result):
+                    await result
+            except Exception:
+                log.exception("cleanup failed")
+        self._cleanups.clear()
+        if self.reasoner is not None:
+            await self.reasoner.stop()
+        await self.supervisor.stop()
+        if self.fast_path is not None:
+            self.fast_path.close()
+        self.registry.close()
+        log.info("stopped")

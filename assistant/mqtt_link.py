@@ -1,0 +1,237 @@
+"""The daemon's one connection to the MQTT broker (paho-mqtt 2.x, callback API v2).
+
+paho runs its network loop in its own thread and reconnects with exponential backoff by
+itself; every callback re-enters the event loop with ``call_soon_threadsafe``, so handlers,
+the outgoing queue and subscriptions are only touched on the loop.
+
+While the broker is away, outgoing messages wait in a bounded queue and are sent in order
+when it returns; a message older than ``queue_max_age_s`` is dropped instead — replaying a
+minutes-old "open the garage" is worse than not sending it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import ssl
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+
+from assistant.config import MqttConfig
+from assistant.messages import MqttMessage
+
+log = logging.getLogger(__name__)
+
+MessageHandler = Callable[[MqttMessage], None]
+
+
+class PublishQueueFullError(RuntimeError):
+    """The broker is unreachable and the outgoing queue is full."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Queued:
+    message: MqttMessage
+    queued_at: float
+
+
+class MqttLink:
+    def __init__(self, config: MqttConfig, *, client_id_suffix: str = "") -> None:
+        self.config = config
+        self.status_topic = f"{config.base_topic}/status"
+        self._client_id = config.client_id + client_id_suffix
+        self._exact: dict[str, list[MessageHandler]] = {}
+        self._wildcard: dict[str, list[MessageHandler]] = {}
+        self._queue: deque[_Queued] = deque()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._client: paho.Client | None = None
+        self._connected = asyncio.Event()
+        self._disconnected_at: float | None = time.monotonic()
+        self.last_error: str | None = None
+
+    # -- public API (event loop only) ----------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    async def wait_connected(self, timeout: float) -> None:
+        await asyncio.wait_for(self._connected.wait(), timeout)
+
+    def subscribe(self, topic_filter: str, handler: MessageHandler) -> Callable[[], None]:
+        table = self._wildcard if ("#" in topic_filter or "+" in topic_filter) else self._exact
+        handlers = table.setdefault(topic_filter, [])
+        handlers.append(handler)
+        if len(handlers) == 1 and self.connected and self._client is not None:
+            self._client.subscribe(topic_filter, qos=1)
+
+        def unsubscribe() -> None:
+            if handler not in handlers:
+                return
+            handlers.remove(handler)
+            if not handlers:
+                del table[topic_filter]
+                if self.connected and self._client is not None:
+                    self._client.unsubscribe(topic_filter)
+
+        return unsubscribe
+
+    def publish(self, message: MqttMessage) -> None:
+        """Send now, or queue in order while the broker is unreachable."""
+        if self.connected and not self._queue:
+            self._send(message)
+            return
+        if len(self._queue) >= self.config.queue_max:
+            raise PublishQueueFullError(
+                f"MQTT broker {self.config.host}:{self.config.port} is unreachable and "
+                f"{len(self._queue)} messages are already waiting"
+            )
+        self._queue.append(_Queued(message, time.monotonic()))
+        log.info("broker unreachable: queued %s (%d waiting)", message.topic, len(self._queue))
+
+    @property
+    def queued(self) -> int:
+        return len(self._queue)
+
+    @property
+    def disconnected_for(self) -> float:
+        """Seconds since the link was last up (0 while connected)."""
+        if self._disconnected_at is None:
+            return 0.0
+        return time.monotonic() - self._disconnected_at
+
+    async def run(self) -> None:
+        """The connection's supervised task: connects, keeps reconnecting, stops on cancel."""
+        self._loop = asyncio.get_running_loop()
+        client = self._make_client()
+        self._client = client
+        client.connect_async(self.config.host, self.config.port, self.config.keepalive_s)
+        client.loop_start()
+        try:
+            await asyncio.Event().wait()  # paho's thread does the work until we are cancelled
+        finally:
+            await self._close(client)
+
+    # -- internals ---------------------------------------------------------------------
+
+    def _make_client(self) -> paho.Client:
+        cfg = self.config
+        client = paho.Client(
+            CallbackAPIVersion.VERSION2, client_id=self._client_id, clean_session=True
+        )
+        client.reconnect_delay_set(min_delay=max(1, round(cfg.reconnect_min_s)),
+                                   max_delay=max(1, round(cfg.reconnect_max_s)))
+        if cfg.username:
+            client.username_pw_set(cfg.username, cfg.resolved_password())
+        if cfg.tls.enabled:
+            client.tls_set(
+                ca_certs=str(cfg.tls.ca_file) if cfg.tls.ca_file else None,
+                certfile=str(cfg.tls.cert_file) if cfg.tls.cert_file else None,
+                keyfile=str(cfg.tls.key_file) if cfg.tls.key_file else None,
+                cert_reqs=ssl.CERT_REQUIRED,
+            )
+            client.tls_insecure_set(cfg.tls.insecure)
+        client.will_set(self.status_topic, b"offline", qos=1, retain=True)
+        client.on_connect = self._on_connect_thread
+        client.on_disconnect = self._on_disconnect_thread
+        client.on_message = self._on_message_thread
+        return client
+
+    async def _close(self, client: paho.Client) -> None:
+        if self.connected:
+            # A clean disconnect does not fire the will, so say "offline" ourselves.
+            info = client.publish(self.status_topic, b"offline", qos=1, retain=True)
+            await asyncio.to_thread(_wait_published, info, 2.0)
+        client.disconnect()
+        await asyncio.to_thread(client.loop_stop)
+        self._connected.clear()
+        self._disconnected_at = self._disconnected_at or time.monotonic()
+
+    def _send(self, message: MqttMessage) -> None:
+        assert self._client is not None
+        info = self._client.publish(message.topic, message.payload, message.qos, message.retain)
+        if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
+            # NO_CONN at QoS>0 means paho keeps it and sends it on reconnect, in order.
+            log.warning("publish to %s failed: %s", message.topic, paho.error_string(info.rc))
+
+    def _on_connect_thread(self, client: paho.Client, _userdata: object, _flags: object,
+                           reason: paho.ReasonCode, _props: object) -> None:
+        if reason.is_failure:
+            self._call_on_loop(self._set_error, f"broker refused the connection: {reason}")
+            return
+        sock = client.socket()
+        if isinstance(sock, socket.socket):
+            # Commands are small and latency-sensitive: do not let Nagle hold them back.
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._call_on_loop(self._on_connected)
+
+    def _on_disconnect_thread(self, _client: paho.Client, _userdata: object, _flags: object,
+                              reason: paho.ReasonCode, _props: object) -> None:
+        self._call_on_loop(self._on_disconnected, str(reason))
+
+    def _on_message_thread(self, _client: paho.Client, _userdata: object,
+                           msg: paho.MQTTMessage) -> None:
+        message = MqttMessage(msg.topic, bytes(msg.payload), msg.qos, bool(msg.retain))
+        self._call_on_loop(self._dispatch, message)
+
+    def _call_on_loop(self, func: Callable[..., None], *args: object) -> None:
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(func, *args)
+
+    def _set_error(self, text: str) -> None:
+        self.last_error = text
+        log.error("%s", text)
+
+    def _on_connected(self) -> None:
+        assert self._client is not None
+        log.info("connected to MQTT broker %s:%d", self.config.host, self.config.port)
+        self.last_error = None
+        filters = [*self._exact, *self._wildcard]
+        if filters:
+            self._client.subscribe([(f, 1) for f in filters])
+        self._client.publish(self.status_topic, b"online", qos=1, retain=True)
+        self._connected.set()
+        self._disconnected_at = None
+        self._flush_queue()
+
+    def _on_disconnected(self, reason: str) -> None:
+        if self.connected:
+            log.warning("lost the MQTT broker (%s); reconnecting with backoff", reason)
+        self._connected.clear()
+        self._disconnected_at = self._disconnected_at or time.monotonic()
+        self.last_error = f"disconnected: {reason}"
+
+    def _flush_queue(self) -> None:
+        now = time.monotonic()
+        while self._queue and self.connected:
+            item = self._queue.popleft()
+            age = now - item.queued_at
+            if age > self.config.queue_max_age_s:
+                log.warning("dropping %s: queued %.0f s ago, older than queue_max_age_s",
+                            item.message.topic, age)
+                continue
+            self._send(item.message)
+
+    def _dispatch(self, message: MqttMessage) -> None:
+        handlers = list(self._exact.get(message.topic, ()))
+        for topic_filter, wildcard_handlers in self._wildcard.items():
+            if paho.topic_matches_sub(topic_filter, message.topic):
+                handlers.extend(wildcard_handlers)
+        for handler in handlers:
+            try:
+                handler(message)
+            except Exception:  # one bad payload or handler must not take the link down
+                log.exception("handler for %s failed", message.topic)
+
+
+def _wait_published(info: paho.MQTTMessageInfo, timeout: float) -> None:
+    try:
+        info.wait_for_publish(timeout)
+    except (RuntimeError, ValueError):
+        pass  # not connected any more: the will covers us

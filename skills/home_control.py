@@ -1,0 +1,365 @@
+"""Home control: switching, dimming, covers, climate, fans, locks, media, vacuums, questions.
+
+Each tool maps its arguments to one ``EntityCommand`` per target entity in Home Assistant
+service terms; the device gateway turns those into wire messages. Locks, alarms, valves,
+garage doors and gates are answered with a confirmation question first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from assistant.messages import Action, EntityCommand, ToolCall, ToolResult
+from assistant.registry import Entity
+from device_adapters.base import CommandNotSupportedError
+from skills.base import Skill, ToolContext, entity_ids_field, tool
+
+COLORS: dict[str, tuple[int, int, int]] = {
+    "white": (255, 255, 255), "warm white": (255, 197, 143), "red": (255, 0, 0),
+    "green": (0, 255, 0), "blue": (0, 0, 255), "yellow": (255, 255, 0),
+    "orange": (255, 165, 0), "purple": (128, 0, 128), "pink": (255, 192, 203),
+    "cyan": (0, 255, 255), "magenta": (255, 0, 255), "brown": (165, 42, 42),
+    "gold": (255, 215, 0), "lime": (50, 205, 50), "teal": (0, 128, 128),
+    "violet": (238, 130, 238), "indigo": (75, 0, 130),
+}
+ColorName = Literal[tuple(COLORS)]  # type: ignore[valid-type]
+HvacMode = Literal["off", "heat", "cool", "heat_cool", "auto", "dry", "fan_only"]
+BRIGHTNESS_STEP_PCT = 25
+
+
+class Targets(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    entity_ids: entity_ids_field()  # type: ignore[valid-type]
+
+
+class LightArgs(Targets):
+    entity_ids: entity_ids_field("light")  # type: ignore[valid-type]
+    brightness_pct: int | None = Field(None, ge=0, le=100, description="absolute brightness")
+    brightness_step_pct: int | None = Field(
+        None, ge=-100, le=100, description="relative change, e.g. 25 brighter, -25 dimmer")
+    color: ColorName | None = None  # type: ignore[valid-type]
+    color_temp_kelvin: int | None = Field(None, ge=1500, le=9000)
+
+    @model_validator(mode="after")
+    def _something_to_set(self) -> LightArgs:
+        if all(v is None for v in (self.brightness_pct, self.brightness_step_pct, self.color,
+                                   self.color_temp_kelvin)):
+            raise ValueError("give brightness_pct, brightness_step_pct, color or color_temp_kelvin")
+        return self
+
+
+class PositionArgs(Targets):
+    entity_ids: entity_ids_field("cover", "valve")  # type: ignore[valid-type]
+    position: int = Field(..., ge=0, le=100, description="0 closed, 100 fully open")
+
+
+class TemperatureArgs(Targets):
+    entity_ids: entity_ids_field("climate")  # type: ignore[valid-type]
+    temperature: float = Field(..., ge=5, le=35, description="target temperature in °C")
+    hvac_mode: HvacMode | None = None
+
+
+class HvacModeArgs(Targets):
+    entity_ids: entity_ids_field("climate")  # type: ignore[valid-type]
+    hvac_mode: HvacMode
+
+
+class FanSpeedArgs(Targets):
+    entity_ids: entity_ids_field("fan")  # type: ignore[valid-type]
+    percentage: int = Field(..., ge=0, le=100)
+
+
+class LockArgs(Targets):
+    entity_ids: entity_ids_field("lock")  # type: ignore[valid-type]
+
+
+class CoverArgs(Targets):
+    entity_ids: entity_ids_field("cover", "valve")  # type: ignore[valid-type]
+
+
+class MediaArgs(Targets):
+    entity_ids: entity_ids_field("media_player")  # type: ignore[valid-type]
+    command: Literal["play", "pause", "next", "previous"]
+
+
+class VolumeArgs(Targets):
+    entity_ids: entity_ids_field("media_player")  # type: ignore[valid-type]
+    volume_pct: int | None = Field(None, ge=0, le=100)
+    volume_step_pct: int | None = Field(None, ge=-100, le=100)
+
+    @model_validator(mode="after")
+    def _one_of(self) -> VolumeArgs:
+        if (self.volume_pct is None) == (self.volume_step_pct is None):
+            raise ValueError("give exactly one of volume_pct or volume_step_pct")
+        return self
+
+
+class VacuumArgs(Targets):
+    entity_ids: entity_ids_field("vacuum")  # type: ignore[valid-type]
+    command: Literal["start", "return_to_base", "stop", "pause"]
+
+
+class AlarmArgs(Targets):
+    entity_ids: entity_ids_field("alarm_control_panel")  # type: ignore[valid-type]
+    command: Literal["arm_home", "arm_away", "disarm"]
+    code: str | None = Field(None, max_length=32)
+
+
+# turn_on / turn_off per domain, following Home Assistant's HassTurnOn/HassTurnOff.
+_ON_SERVICE = {"cover": "open_cover", "valve": "open_valve", "lock": "lock",
+               "scene": "activate", "script": "turn_on", "button": "press",
+               "vacuum": "vacuum_start", "media_player": "turn_on"}
+_OFF_SERVICE = {"cover": "close_cover", "valve": "close_valve", "lock": "unlock",
+                "vacuum": "vacuum_return_to_base", "media_player": "turn_off"}
+_SWITCHABLE = frozenset({"light", "switch", "fan", "input_boolean", "climate", "media_player",
+                         "humidifier", "siren"})
+_OPEN_STATES = {"cover": "open", "valve": "open", "lock": "locked"}
+
+
+def _turn(on: bool) -> Callable[[Entity], EntityCommand]:
+    table = _ON_SERVICE if on else _OFF_SERVICE
+
+    def command(entity: Entity) -> EntityCommand:
+        service = table.get(entity.domain)
+        if service is None:
+            if entity.domain not in _SWITCHABLE:
+                raise CommandNotSupportedError(f"the {entity.name} cannot be turned {'on' if on else 'off'}")
+            service = "turn_on" if on else "turn_off"
+        return EntityCommand(entity.entity_id, service)
+
+    return command
+
+
+def _is_on(entity: Entity) -> bool:
+    return entity.state in {"on", "open", "opening", "locked", "playing", "cleaning", "heat",
+                            "cool", "auto", "heat_cool"}
+
+
+class HomeControlSkill(Skill):
+    name = "home_control"
+
+    @tool("turn_on", "Switch devices on; opens covers and valves, locks locks, activates "
+          "scenes, presses buttons, starts vacuums.", Targets)
+    async def turn_on(self, args: Targets, ctx: ToolContext) -> ToolResult:
+        return await _act(ctx, "turn_on", args, _turn(True), "turned on {names}")
+
+    @tool("turn_off", "Switch devices off; closes covers and valves, unlocks locks, sends "
+          "vacuums back to their dock.", Targets)
+    async def turn_off(self, args: Targets, ctx: ToolContext) -> ToolResult:
+        return await _act(ctx, "turn_off", args, _turn(False), "turned off {names}")
+
+    @tool("toggle", "Flip devices between on and off.", Targets)
+    async def toggle(self, args: Targets, ctx: ToolContext) -> ToolResult:
+        return await _act(ctx, "toggle", args,
+                          lambda e: _turn(not _is_on(e))(e), "toggled {names}")
+
+    @tool("set_light", "Set light brightness (absolute or relative) and/or color.", LightArgs)
+    async def set_light(self, args: LightArgs, ctx: ToolContext) -> ToolResult:
+        def command(entity: Entity) -> EntityCommand:
+            params: dict[str, object] = {}
+            if args.brightness_pct is not None:
+                if args.brightness_pct == 0:
+                    return EntityCommand(entity.entity_id, "turn_off")
+                params["brightness"] = round(args.brightness_pct * 255 / 100)
+            elif args.brightness_step_pct is not None:
+                current = entity.attributes.get("brightness") if entity.state == "on" else 0
+                current_pct = round(int(current or 0) * 100 / 255)
+                target = max(0, min(100, current_pct + args.brightness_step_pct))
+                if target == 0:
+                    return EntityCommand(entity.entity_id, "turn_off")
+                params["brightness"] = round(target * 255 / 100)
+            if args.color is not None:
+                params["rgb_color"] = list(COLORS[args.color])
+            if args.color_temp_kelvin is not None:
+                params["color_temp_kelvin"] = args.color_temp_kelvin
+            return EntityCommand(entity.entity_id, "turn_on", params)
+
+        return await _act(ctx, "set_light", args, command, "adjusted {names}")
+
+    @tool("set_position", "Move covers (blinds, curtains, garage doors) or valves to a "
+          "position in percent.", PositionArgs)
+    async def set_position(self, args: PositionArgs, ctx: ToolContext) -> ToolResult:
+        def command(entity: Entity) -> EntityCommand:
+            service = "set_valve_position" if entity.domain == "valve" else "set_cover_position"
+            return EntityCommand(entity.entity_id, service, {"position": args.position})
+
+        return await _act(ctx, "set_position", args, command, f"set {{names}} to {args.position}%")
+
+    @tool("open", "Open covers, doors, blinds or valves.", CoverArgs)
+    async def open(self, args: CoverArgs, ctx: ToolContext) -> ToolResult:
+        return await _act(ctx, "open", args, _turn(True), "opened {names}")
+
+    @tool("close", "Close covers, doors, blinds or valves.", CoverArgs)
+    async def close(self, args: CoverArgs, ctx: ToolContext) -> ToolResult:
+        return await _act(ctx, "close", args, _turn(False), "closed {names}")
+
+    @tool("set_temperature", "Set the target temperature of thermostats.", TemperatureArgs)
+    async def set_temperature(self, args: TemperatureArgs, ctx: ToolContext) -> ToolResult:
+        params: dict[str, object] = {"temperature": args.temperature}
+        if args.hvac_mode:
+            params["hvac_mode"] = args.hvac_mode
+        return await _act(ctx, "set_temperature", args,
+                          lambda e: EntityCommand(e.entity_id, "set_temperature", params),
+                          f"set {{names}} to {args.temperature:g} degrees")
+
+    @tool("set_hvac_mode", "Set a thermostat's mode (heat, cool, auto, off ...).", HvacModeArgs)
+    async def set_hvac_mode(self, args: HvacModeArgs, ctx: ToolContext) -> ToolResult:
+        return await _act(ctx, "set_hvac_mode", args,
+                          lambda e: EntityCommand(e.entity_id, "set_hvac_mode",
+                                                  {"hvac_mode": args.hvac_mode}),
+                          f"set {{names}} to {args.hvac_mode.replace('_', ' ')}")
+
+    @tool("set_fan_speed", "Set fan speed in percent.", FanSpeedArgs)
+    async def set_fan_speed(self, args: FanSpeedArgs, ctx: ToolContext) -> ToolResult:
+        return await _act(ctx, "set_fan_speed", args,
+                          lambda e: EntityCommand(e.entity_id, "set_percentage",
+                                                  {"percentage": args.percentage}),
+                          f"set {{names}} to {args.percentage}%")
+
+    @tool("lock", "Lock locks. Always confirmed with the user first.", LockArgs)
+    async def lock(self, args: LockArgs, ctx: ToolContext) -> ToolResult:
+        return await _act(ctx, "lock", args, lambda e: EntityCommand(e.entity_id, "lock"),
+                          "locked {names}")
+
+    @tool("unlock", "Unlock locks. Always confirmed with the user first.", LockArgs)
+    async def unlock(self, args: LockArgs, ctx: ToolContext) -> ToolResult:
+        return await _act(ctx, "unlock", args, lambda e: EntityCommand(e.entity_id, "unlock"),
+                          "unlocked {names}")
+
+    @tool("media", "Play, pause, skip to the next or previous track.", MediaArgs)
+    async def media(self, args: MediaArgs, ctx: ToolContext) -> ToolResult:
+        service = {"play": "media_play", "pause": "media_pause", "next": "media_next_track",
+                   "previous": "media_previous_track"}[args.command]
+        verb = {"play": "resumed {names}", "pause": "paused {names}",
+                "next": "skipped forward on {names}",
+                "previous": "went back on {names}"}[args.command]
+        return await _act(ctx, "media", args, lambda e: EntityCommand(e.entity_id, service), verb)
+
+    @tool("set_volume", "Set media player volume, absolute or relative, in percent.",
+          VolumeArgs)
+    async def set_volume(self, args: VolumeArgs, ctx: ToolContext) -> ToolResult:
+        def command(entity: Entity) -> EntityCommand:
+            if args.volume_pct is not None:
+                level = args.volume_pct / 100
+            else:
+                current = float(entity.attributes.get("volume_level") or 0)
+                level = current + (args.volume_step_pct or 0) / 100
+            return EntityCommand(entity.entity_id, "volume_set",
+                                 {"volume_level": round(max(0.0, min(1.0, level)), 2)})
+
+        return await _act(ctx, "set_volume", args, command, "changed the volume of {names}")
+
+    @tool("vacuum", "Start, stop, pause a robot vacuum or send it back to its dock.",
+          VacuumArgs)
+    async def vacuum(self, args: VacuumArgs, ctx: ToolContext) -> ToolResult:
+        return await _act(ctx, "vacuum", args,
+                          lambda e: EntityCommand(e.entity_id, f"vacuum_{args.command}"),
+                          {"start": "started {names}",
+                           "return_to_base": "sent {names} back to the dock",
+                           "stop": "stopped {names}", "pause": "paused {names}"}[args.command])
+
+    @tool("alarm", "Arm or disarm an alarm panel. Always confirmed with the user first.",
+          AlarmArgs)
+    async def alarm(self, args: AlarmArgs, ctx: ToolContext) -> ToolResult:
+        params = {"code": args.code} if args.code else {}
+        return await _act(ctx, "alarm", args,
+                          lambda e: EntityCommand(e.entity_id, f"alarm_{args.command}", params),
+                          {"arm_home": "armed {names} (home)", "arm_away": "armed {names} (away)",
+                           "disarm": "disarmed {names}"}[args.command])
+
+    @tool("get_state", "Answer a question about the current state of devices and sensors.",
+          Targets)
+    async def get_state(self, args: Targets, ctx: ToolContext) -> ToolResult:
+        entities = [e for e in map(ctx.registry.get, args.entity_ids) if e is not None]
+        return ToolResult(reply=" ".join(describe_state(e, ctx) for e in entities))
+
+
+async def _act(ctx: ToolContext, tool_name: str, args: Targets,
+               make_command: Callable[[Entity], EntityCommand], done: str) -> ToolResult:
+    """Run one command per entity; ``done`` is the past-tense reply with a {names} slot."""
+    entities = [e for e in map(ctx.registry.get, args.entity_ids) if e is not None]
+    offline = [e for e in entities if not e.available]
+    if offline:
+        return ToolResult(reply=f"{_names(offline).capitalize()} {'is' if len(offline) == 1 else 'are'} "
+                          "unavailable right now.", success=False)
+    try:
+        commands = [(e, make_command(e)) for e in entities]
+    except CommandNotSupportedError as exc:
+        return ToolResult(reply=f"Sorry, {exc}.", success=False)
+    sensitive = [e for e in entities if e.sensitive]
+    if sensitive and not ctx.confirmed:
+        call = ToolCall(tool_name, args.model_dump(exclude_none=True))
+        return ToolResult(
+            reply=f"Do you want me to {_confirm_verb(tool_name, commands)} {_names(sensitive)}? "
+                  "Say yes to confirm.",
+            needs_confirmation=(call,),
+        )
+    try:
+        await ctx.send(commands)
+    except CommandNotSupportedError as exc:
+        return ToolResult(reply=f"Sorry, {exc}.", success=False)
+    actions = tuple(Action(tool_name, e.entity_id, dict(c.params) or _args_of(args))
+                    for e, c in commands)
+    return ToolResult(reply=f"OK, {done.format(names=_names(entities))}.", actions=actions)
+
+
+def _args_of(args: Targets) -> dict[str, object]:
+    return args.model_dump(exclude={"entity_ids"}, exclude_none=True)
+
+
+def _confirm_verb(tool_name: str, commands: list[tuple[Entity, EntityCommand]]) -> str:
+    service = commands[0][1].service
+    return {"lock": "lock", "unlock": "unlock", "open_cover": "open", "close_cover": "close",
+            "open_valve": "open", "close_valve": "close", "set_cover_position": "move",
+            "set_valve_position": "set", "alarm_disarm": "disarm", "alarm_arm_home": "arm",
+            "alarm_arm_away": "arm", "turn_on": "turn on", "turn_off": "turn off",
+            "press": "press"}.get(service, tool_name.replace("_", " "))
+
+
+def _names(entities: list[Entity]) -> str:
+    names = [f"the {e.name}" for e in entities]
+    if len(names) <= 2:
+        return " and ".join(names)
+    return ", ".join(names[:-1]) + f" and {names[-1]}"
+
+
+def describe_state(entity: Entity, ctx: ToolContext) -> str:
+    """One sentence about an entity, e.g. "The garage door is closed." """
+    attrs = entity.attributes
+    if not entity.available:
+        return f"The {entity.name} is unavailable."
+    if entity.domain == "climate":
+        parts = [f"The {entity.name} is set to {entity.state or 'unknown'}"]
+        if attrs.get("temperature") is not None:
+            parts.append(f"targeting {attrs['temperature']} degrees")
+        if attrs.get("current_temperature") is not None:
+            parts.append(f"and it is {attrs['current_temperature']} degrees now")
+        return " ".join(parts) + "."
+    if entity.domain == "sensor":
+        unit = attrs.get("unit_of_measurement") or ""
+        unit = {"°C": " degrees", "°F": " degrees Fahrenheit", "%": " percent"}.get(unit, f" {unit}")
+        return f"The {entity.name} is {entity.state}{unit.rstrip()}."
+    if entity.domain == "binary_sensor":
+        state = _binary_words(entity.device_class).get(entity.state or "", entity.state)
+        return f"The {entity.name} is {state}."
+    extra = ""
+    if entity.domain == "light" and entity.state == "on" and attrs.get("brightness") is not None:
+        extra = f" at {round(int(attrs['brightness']) * 100 / 255)}% brightness"
+    if entity.domain in {"cover", "valve"} and attrs.get("current_position") is not None \
+            and entity.state not in {"closed"}:
+        extra = f" ({attrs['current_position']}% open)"
+    return f"The {entity.name} is {(entity.state or 'unknown').replace('_', ' ')}{extra}."
+
+
+def _binary_words(device_class: str | None) -> dict[str, str]:
+    return {
+        "door": {"on": "open", "off": "closed"}, "window": {"on": "open", "off": "closed"},
+        "garage_door": {"on": "open", "off": "closed"}, "opening": {"on": "open", "off": "closed"},
+        "motion": {"on": "detecting motion", "off": "not detecting motion"},
+        "occupancy": {"on": "occupied", "off": "clear"},
+        "lock": {"on": "unlocked", "off": "locked"},
+        "moisture": {"on": "wet", "off": "dry"},
+    }.get(device_class or "", {"on": "on", "off": "off"})
