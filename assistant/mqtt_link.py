@@ -53,6 +53,7 @@ class MqttLink:
         self._client: paho.Client | None = None
         self._connected = asyncio.Event()
         self._disconnected_at: float | None = time.monotonic()
+        self._closing = False
         self.last_error: str | None = None
 
     # -- public API (event loop only) ----------------------------------------------------
@@ -144,6 +145,7 @@ class MqttLink:
         return client
 
     async def _close(self, client: paho.Client) -> None:
+        self._closing = True
         if self.connected:
             # A clean disconnect does not fire the will, so say "offline" ourselves.
             info = client.publish(self.status_topic, b"offline", qos=1, retain=True)
@@ -201,7 +203,7 @@ class MqttLink:
         self._flush_queue()
 
     def _on_disconnected(self, reason: str) -> None:
-        if self.connected:
+        if self.connected and not self._closing:
             log.warning("lost the MQTT broker (%s); reconnecting with backoff", reason)
         self._connected.clear()
         self._disconnected_at = self._disconnected_at or time.monotonic()

@@ -31,10 +31,14 @@ FRONT_DOOR = {
 }
 
 
-def mosquitto_pub(broker: Broker, topic: str, payload: str, retain: bool = True) -> None:
+def mosquitto_pub(broker: Broker, topic: str, payload: str | bytes,
+                  retain: bool = True) -> None:
+    data = payload.encode() if isinstance(payload, str) else payload
     args = ["mosquitto_pub", "-h", broker.host, "-p", str(broker.port), "-t", topic,
-            "-m", payload, "-q", "1"] + (["-r"] if retain else [])
-    subprocess.run(args, check=True, timeout=10)
+            "-q", "1"] + (["-r"] if retain else [])
+    # -n: an empty payload (clears a retained config); -s: the payload from stdin, any bytes
+    args += ["-n"] if not data else ["-s"]
+    subprocess.run(args, input=data, check=True, timeout=10)
 
 
 async def mosquitto_sub(broker: Broker, topic: str, count: int,
@@ -124,7 +128,7 @@ async def test_malformed_payloads_do_not_hurt(daemon: Daemon, broker: Broker,
     prefix = daemon.config.adapters.ha_discovery.prefix
     mosquitto_pub(broker, f"{prefix}/light/kitchen_light/config", "{not json", retain=False)
     mosquitto_pub(broker, f"{prefix}/light/x/config", "[1, 2]", retain=False)
-    mosquitto_pub(broker, "home/kitchen_light/state", "\x00\xff garbage", retain=False)
+    mosquitto_pub(broker, "home/kitchen_light/state", b"\x00\xff garbage", retain=False)
     mosquitto_pub(broker, f"{daemon.config.mqtt.base_topic}/conversation/request", "nope",
                   retain=False)
     await asyncio.sleep(0.5)
