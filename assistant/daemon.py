@@ -138,6 +138,9 @@ class Daemon:
         if cfg.adapters.ha_discovery.enabled:
             self._cleanups.append(self.gateway.add_adapter(
                 HomeAssistantDiscoveryAdapter(cfg.adapters.ha_discovery.prefix)))
+        if self.fast_path is not None:
+            # hassil compiles its templates on first use: pay that now, not on a request
+            self.fast_path.understand("turn on the light")
         self._cleanups.append(self.api.start(self.link.subscribe))
         if self.reasoner is not None:
             self.reasoner.start()  # loads in the background; the fast path serves meanwhile

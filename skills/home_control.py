@@ -119,6 +119,20 @@ _SWITCHABLE = frozenset({"light", "switch", "fan", "input_boolean", "climate", "
 _OPEN_STATES = {"cover": "open", "valve": "open", "lock": "locked"}
 
 
+# service -> (verb for a confirmation question, past tense for the reply)
+SERVICE_VERBS: dict[str, tuple[str, str]] = {
+    "turn_on": ("turn on", "turned on"), "turn_off": ("turn off", "turned off"),
+    "lock": ("lock", "locked"), "unlock": ("unlock", "unlocked"),
+    "open_cover": ("open", "opened"), "close_cover": ("close", "closed"),
+    "open_valve": ("open", "opened"), "close_valve": ("close", "closed"),
+    "set_cover_position": ("move", "moved"), "set_valve_position": ("set", "set"),
+    "activate": ("activate", "activated"), "press": ("press", "pressed"),
+    "vacuum_start": ("start", "started"), "vacuum_return_to_base": ("send back", "sent back"),
+    "alarm_disarm": ("disarm", "disarmed"), "alarm_arm_home": ("arm", "armed"),
+    "alarm_arm_away": ("arm", "armed"),
+}
+
+
 def _turn(on: bool) -> Callable[[Entity], EntityCommand]:
     table = _ON_SERVICE if on else _OFF_SERVICE
 
@@ -144,17 +158,16 @@ class HomeControlSkill(Skill):
     @tool("turn_on", "Switch devices on; opens covers and valves, locks locks, activates "
           "scenes, presses buttons, starts vacuums.", Targets)
     async def turn_on(self, args: Targets, ctx: ToolContext) -> ToolResult:
-        return await _act(ctx, "turn_on", args, _turn(True), "turned on {names}")
+        return await _act(ctx, "turn_on", args, _turn(True))
 
     @tool("turn_off", "Switch devices off; closes covers and valves, unlocks locks, sends "
           "vacuums back to their dock.", Targets)
     async def turn_off(self, args: Targets, ctx: ToolContext) -> ToolResult:
-        return await _act(ctx, "turn_off", args, _turn(False), "turned off {names}")
+        return await _act(ctx, "turn_off", args, _turn(False))
 
     @tool("toggle", "Flip devices between on and off.", Targets)
     async def toggle(self, args: Targets, ctx: ToolContext) -> ToolResult:
-        return await _act(ctx, "toggle", args,
-                          lambda e: _turn(not _is_on(e))(e), "toggled {names}")
+        return await _act(ctx, "toggle", args, lambda e: _turn(not _is_on(e))(e))
 
     @tool("set_light", "Set light brightness (absolute or relative) and/or color.", LightArgs)
     async def set_light(self, args: LightArgs, ctx: ToolContext) -> ToolResult:
@@ -190,11 +203,11 @@ class HomeControlSkill(Skill):
 
     @tool("open", "Open covers, doors, blinds or valves.", CoverArgs)
     async def open(self, args: CoverArgs, ctx: ToolContext) -> ToolResult:
-        return await _act(ctx, "open", args, _turn(True), "opened {names}")
+        return await _act(ctx, "open", args, _turn(True))
 
     @tool("close", "Close covers, doors, blinds or valves.", CoverArgs)
     async def close(self, args: CoverArgs, ctx: ToolContext) -> ToolResult:
-        return await _act(ctx, "close", args, _turn(False), "closed {names}")
+        return await _act(ctx, "close", args, _turn(False))
 
     @tool("set_temperature", "Set the target temperature of thermostats.", TemperatureArgs)
     async def set_temperature(self, args: TemperatureArgs, ctx: ToolContext) -> ToolResult:
@@ -278,8 +291,10 @@ class HomeControlSkill(Skill):
 
 
 async def _act(ctx: ToolContext, tool_name: str, args: Targets,
-               make_command: Callable[[Entity], EntityCommand], done: str) -> ToolResult:
-    """Run one command per entity; ``done`` is the past-tense reply with a {names} slot."""
+               make_command: Callable[[Entity], EntityCommand],
+               done: str | None = None) -> ToolResult:
+    """Run one command per entity; ``done`` is the past-tense reply with a {names} slot
+    (default: from the services, e.g. "locked {names}")."""
     entities = [e for e in map(ctx.registry.get, args.entity_ids) if e is not None]
     offline = [e for e in entities if not e.available]
     if offline:
@@ -293,7 +308,7 @@ async def _act(ctx: ToolContext, tool_name: str, args: Targets,
     if sensitive and not ctx.confirmed:
         call = ToolCall(tool_name, args.model_dump(exclude_none=True))
         return ToolResult(
-            reply=f"Do you want me to {_confirm_verb(tool_name, commands)} {_names(sensitive)}? "
+            reply=f"Do you want me to {_verbs(commands, 0)} {_names(sensitive)}? "
                   "Say yes to confirm.",
             needs_confirmation=(call,),
         )
@@ -303,6 +318,7 @@ async def _act(ctx: ToolContext, tool_name: str, args: Targets,
         return ToolResult(reply=f"Sorry, {exc}.", success=False)
     actions = tuple(Action(tool_name, e.entity_id, dict(c.params) or _args_of(args))
                     for e, c in commands)
+    done = done or _verbs(commands, 1) + " {names}"
     return ToolResult(reply=f"OK, {done.format(names=_names(entities))}.", actions=actions)
 
 
@@ -310,13 +326,11 @@ def _args_of(args: Targets) -> dict[str, object]:
     return args.model_dump(exclude={"entity_ids"}, exclude_none=True)
 
 
-def _confirm_verb(tool_name: str, commands: list[tuple[Entity, EntityCommand]]) -> str:
-    service = commands[0][1].service
-    return {"lock": "lock", "unlock": "unlock", "open_cover": "open", "close_cover": "close",
-            "open_valve": "open", "close_valve": "close", "set_cover_position": "move",
-            "set_valve_position": "set", "alarm_disarm": "disarm", "alarm_arm_home": "arm",
-            "alarm_arm_away": "arm", "turn_on": "turn on", "turn_off": "turn off",
-            "press": "press"}.get(service, tool_name.replace("_", " "))
+def _verbs(commands: list[tuple[Entity, EntityCommand]], tense: int) -> str:
+    """The commands' verbs ("lock", or "locked" for tense 1), joined when they differ."""
+    verbs = dict.fromkeys(SERVICE_VERBS.get(c.service, (c.service.replace("_", " "),) * 2)[tense]
+                          for _, c in commands)
+    return " / ".join(verbs)
 
 
 def _names(entities: list[Entity]) -> str:
