@@ -26,13 +26,13 @@ from assistant.messages import ConversationRequest, ConversationResponse, MqttMe
 
 log = logging.getLogger(__name__)
 
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+REQUEST_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 
 
 class ApiRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    id: str = Field(pattern=_REQUEST_ID.pattern)
+    id: str = Field(pattern=REQUEST_ID.pattern)
     text: str = Field(max_length=2000)
     conversation_id: str | None = Field(None, max_length=128)
     area: str | None = Field(None, max_length=128)
@@ -44,6 +44,14 @@ def request_topic(base: str) -> str:
 
 def response_topic(base: str, request_id: str) -> str:
     return f"{base}/conversation/response/{request_id}"
+
+
+def voice_request_topic(base: str, request_id: str) -> str:
+    return f"{base}/voice/request/{request_id}"
+
+
+def voice_response_topic(base: str, request_id: str) -> str:
+    return f"{base}/voice/response/{request_id}"
 
 
 Converse = Callable[[ConversationRequest], Awaitable[ConversationResponse]]
@@ -81,7 +89,7 @@ class ConversationApi:
         except ValidationError as exc:
             log.warning("bad conversation request on %s: %s", message.topic, exc)
             request_id = body.get("id") if isinstance(body, dict) else None
-            if isinstance(request_id, str) and _REQUEST_ID.match(request_id):
+            if isinstance(request_id, str) and REQUEST_ID.match(request_id):
                 self._reply(request_id, {"id": request_id, "error": f"bad request: {exc}"})
             return
         task = asyncio.get_running_loop().create_task(self._serve(request))
@@ -108,7 +116,7 @@ class DaemonNotRunningError(RuntimeError):
 
 
 class ApiClient:
-    """A blocking client for ``mimo-home ask`` and the evaluation harness."""
+    """A blocking client for ``mimo-home ask``/``listen`` and the evaluation harness."""
 
     def __init__(self, config: MqttConfig, connect_timeout: float = 5.0) -> None:
         self.config = config
@@ -131,7 +139,8 @@ class ApiClient:
                 f"cannot reach the MQTT broker at {config.host}:{config.port} ({exc}); "
                 "is the broker (or `mimo-home demo`) running?") from None
         client.subscribe([(f"{config.base_topic}/status", 1),
-                          (f"{config.base_topic}/conversation/response/+", 1)])
+                          (response_topic(config.base_topic, "+"), 1),
+                          (voice_response_topic(config.base_topic, "+"), 1)])
         client.loop_start()
         self._client = client
         self._wait(lambda: self._daemon_status is not None, connect_timeout)
@@ -144,12 +153,23 @@ class ApiClient:
     def ask(self, text: str, *, conversation_id: str | None = None, area: str | None = None,
             timeout: float = 60.0) -> dict[str, Any]:
         request_id = uuid.uuid4().hex
-        with self._arrived:
-            self._waiting.add(request_id)
         body = {"id": request_id, "text": text, "conversation_id": conversation_id,
                 "area": area}
-        payload = json.dumps({k: v for k, v in body.items() if v is not None})
-        self._client.publish(request_topic(self.config.base_topic), payload, qos=1)
+        payload = json.dumps({k: v for k, v in body.items() if v is not None}).encode()
+        return self._request(request_topic(self.config.base_topic), payload, request_id,
+                             timeout)
+
+    def listen(self, wav: bytes, timeout: float = 60.0) -> dict[str, Any]:
+        """Send a recording; the daemon answers with transcript, reply and actions."""
+        request_id = uuid.uuid4().hex
+        return self._request(voice_request_topic(self.config.base_topic, request_id), wav,
+                             request_id, timeout)
+
+    def _request(self, topic: str, payload: bytes, request_id: str,
+                 timeout: float) -> dict[str, Any]:
+        with self._arrived:
+            self._waiting.add(request_id)
+        self._client.publish(topic, payload, qos=1)
         arrived = self._wait(lambda: request_id in self._responses, timeout)
         with self._arrived:
             self._waiting.discard(request_id)

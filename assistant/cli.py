@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from assistant.config import DEFAULT_CONFIG_PATH, Config, ConfigError, load_config
+from assistant.voice.commands import add_bench_voice_arguments, add_listen_arguments
 
 log = logging.getLogger("mimo-home")
 
@@ -100,6 +101,37 @@ def cmd_ask(args: argparse.Namespace) -> int:
     return 0 if "error" not in body else 1
 
 
+def cmd_listen(args: argparse.Namespace) -> int:
+    from assistant.api import ApiClient, DaemonNotRunningError
+    from assistant.voice.commands import listen_command
+
+    config = resolve_config(args.config, allow_demo=True)
+    try:
+        client = ApiClient(config.mqtt)
+    except DaemonNotRunningError as exc:
+        print(f"mimo-home listen: {exc}", file=sys.stderr)
+        return 1
+    with client:
+        return listen_command(args, lambda wav: asyncio.to_thread(client.listen, wav,
+                                                                  args.timeout))
+
+
+def cmd_bench_voice(args: argparse.Namespace) -> int:
+    from assistant.virtual_stack import demo_stack
+    from assistant.voice.commands import bench_voice
+
+    config = resolve_config(args.config)
+    setup_logging(args.log_level or "WARNING")
+
+    async def bench() -> int:
+        # end-of-speech -> command published, through the real daemon and a virtual home
+        async with demo_stack(config) as (_house, daemon):
+            return await bench_voice(args, registry=daemon.registry, converse=daemon.converse,
+                                     config=config.voice)
+
+    return asyncio.run(bench())
+
+
 def cmd_bench_nlu(args: argparse.Namespace) -> int:
     from assistant.bench import run_nlu_bench
 
@@ -173,12 +205,22 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     evaluate.set_defaults(func=cmd_eval)
 
+    listen = sub.add_parser("listen", parents=[common],
+                            help="send a recording to the daemon; print transcript and reply")
+    add_listen_arguments(listen)
+    listen.set_defaults(func=cmd_listen)
+
     bench = sub.add_parser("bench", help="speed figures")
     bench_sub = bench.add_subparsers(dest="bench_command", required=True)
     nlu = bench_sub.add_parser("nlu", parents=[common], help="fast-path latency")
     nlu.add_argument("--json", action="store_true")
     nlu.add_argument("--repeats", type=int, default=5)
     nlu.set_defaults(func=cmd_bench_nlu)
+    voice = bench_sub.add_parser("voice", parents=[common],
+                                 help="speech-to-command latency and transcript accuracy")
+    add_bench_voice_arguments(voice)
+    voice.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    voice.set_defaults(func=cmd_bench_voice)
     return parser
 
 

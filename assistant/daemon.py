@@ -86,7 +86,7 @@ class Daemon:
                                          self.fast_path, self.reasoner, config.understanding)
         self.api = ConversationApi(config.mqtt.base_topic, self.converse, self.link.publish)
         self.supervisor = Supervisor()
-        self._stop = asyncio.Event()
+        self.stop_requested = asyncio.Event()  # by a signal or a caller
         self._cleanups: list[Callable[[], object]] = []
         self.ready = asyncio.Event()
 
@@ -117,7 +117,7 @@ class Daemon:
         return response
 
     def request_stop(self) -> None:
-        self._stop.set()
+        self.stop_requested.set()
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -127,7 +127,7 @@ class Daemon:
                 self._cleanups.append(lambda s=sig: loop.remove_signal_handler(s))
         try:
             await self._start()
-            await self._stop.wait()
+            await self.stop_requested.wait()
         finally:
             await self._shutdown()
 
