@@ -143,7 +143,9 @@ class ApiClient:
                           (voice_response_topic(config.base_topic, "+"), 1)])
         client.loop_start()
         self._client = client
-        self._wait(lambda: self._daemon_status is not None, connect_timeout)
+        # Wait for "online", not just any status: a daemon that is (re)connecting may still
+        # have its retained will ("offline") standing for a moment.
+        self._wait(lambda: self._daemon_status == "online", connect_timeout)
         if self._daemon_status != "online":
             self.close()
             raise DaemonNotRunningError(

@@ -16,24 +16,14 @@ import tempfile
 from pathlib import Path
 
 from assistant.cli import demo_runtime_file
-from assistant.config import AreaConfig, Config, FloorConfig, HomeConfig
+from assistant.config import Config
 from assistant.daemon import Daemon
 from assistant.embedded_broker import EmbeddedBroker, port_is_open
 from assistant.messages import ConversationRequest
-from device_adapters.virtual_home import HomeSpec, VirtualHome, demo_home, load_home
+from assistant.virtual_stack import running_home
+from device_adapters.virtual_home import HomeSpec, demo_home, load_home
 
 DEMO_PORT = 1883
-
-
-def home_config(spec: HomeSpec, base: HomeConfig) -> HomeConfig:
-    """The fixture's floors and areas, plus whatever the user configured."""
-    floors = {f.id: FloorConfig(id=f.id, name=f.name) for f in spec.floors}
-    for area in spec.areas:
-        if area.floor and area.floor not in floors:
-            floors[area.floor] = FloorConfig(id=area.floor, name=area.floor.replace("_", " "))
-    areas = [AreaConfig(id=a.id, name=a.name, floor=a.floor) for a in spec.areas]
-    return HomeConfig(floors=[*floors.values(), *base.floors], areas=[*areas, *base.areas],
-                      entities=base.entities)
 
 
 def default_llm(config: Config) -> Config:
@@ -64,26 +54,17 @@ async def run_demo(config: Config, home: str | None, config_given: bool) -> int:
                       "(amqtt) on 127.0.0.1 for the demo.")
             config = config.model_copy(update={"mqtt": config.mqtt.model_copy(
                 update={"host": "127.0.0.1", "port": DEMO_PORT})})
-        config = config.model_copy(update={"home": home_config(spec, config.home)})
-        house = VirtualHome(spec, config.mqtt.host, config.mqtt.port)
-        daemon = Daemon(config)
         runtime = demo_runtime_file()
         try:
-            await house.start()
-            task = asyncio.create_task(daemon.run())
-            await asyncio.wait({task, asyncio.create_task(daemon.ready.wait())},
-                               return_when=asyncio.FIRST_COMPLETED)
-            if task.done():
-                return task.result() or 1
-            _write_runtime(runtime, config)
-            _print_welcome(spec, daemon)
-            stdin = asyncio.create_task(_serve_stdin(daemon))
-            await task
-            stdin.cancel()
+            async with running_home(config, spec) as (_house, daemon):
+                _write_runtime(runtime, config)
+                _print_welcome(spec, daemon)
+                stdin = asyncio.create_task(_serve_stdin(daemon))
+                await daemon.stop_requested.wait()
+                stdin.cancel()
         finally:
             with contextlib.suppress(FileNotFoundError):
                 runtime.unlink()
-            await house.stop()
             if broker is not None:
                 await broker.stop()
     return 0

@@ -1,10 +1,18 @@
-"""An MQTT broker inside the process (amqtt), for the demo and evaluation when no broker
-runs. Loopback only; production points at Mosquitto."""
+"""Brokers on loopback for the demo, evaluation and tests: a private Mosquitto process when
+Mosquitto is installed, else an MQTT broker inside the process (amqtt). Production points at
+a real Mosquitto."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import shutil
 import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Protocol
 
 from amqtt.broker import Broker
 
@@ -43,3 +51,64 @@ class EmbeddedBroker:
 
     async def stop(self) -> None:
         await self._broker.shutdown()
+
+
+def mosquitto_executable() -> str | None:
+    found = shutil.which("mosquitto")
+    if found:
+        return found
+    return "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
+
+
+class MosquittoProcess:
+    """A throw-away Mosquitto on a loopback port (anonymous, no persistence)."""
+
+    def __init__(self, port: int, host: str = "127.0.0.1") -> None:
+        self.host = host
+        self.port = port
+        self._process: subprocess.Popen[bytes] | None = None
+        self._dir = tempfile.TemporaryDirectory(prefix="mimo-mosquitto-")
+
+    def start_sync(self, timeout: float = 10.0) -> None:
+        executable = mosquitto_executable()
+        if executable is None:
+            raise FileNotFoundError("mosquitto is not installed")
+        conf = Path(self._dir.name) / "mosquitto.conf"
+        conf.write_text(f"listener {self.port} {self.host}\nallow_anonymous true\n"
+                        "persistence false\n")
+        self._process = subprocess.Popen([executable, "-c", str(conf)],
+                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout
+        while not port_is_open(self.host, self.port, timeout=0.2):
+            if self._process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"mosquitto did not start on {self.host}:{self.port}")
+            time.sleep(0.05)
+
+    def stop_sync(self) -> None:
+        if self._process is not None:
+            self._process.terminate()
+            self._process.wait(timeout=10)
+            self._process = None
+        self._dir.cleanup()
+
+    async def start(self) -> None:
+        await asyncio.to_thread(self.start_sync)
+
+    async def stop(self) -> None:
+        await asyncio.to_thread(self.stop_sync)
+
+
+class LoopbackBroker(Protocol):
+    host: str
+    port: int
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+def private_broker_for(port: int) -> LoopbackBroker:
+    """Mosquitto when installed (it copes with thousands of subscriptions), else amqtt."""
+    if mosquitto_executable() is not None:
+        return MosquittoProcess(port)
+    return EmbeddedBroker(port)

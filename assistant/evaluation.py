@@ -30,8 +30,7 @@ import yaml
 from assistant.api import ApiClient
 from assistant.config import Config
 from assistant.daemon import Daemon
-from assistant.demo import home_config
-from assistant.embedded_broker import EmbeddedBroker, free_loopback_port
+from assistant.virtual_stack import private_broker, running_home
 from assistant.registry import SENSITIVE_COVER_CLASSES, SENSITIVE_DOMAINS
 from device_adapters.virtual_home import EntityState, VirtualHome, load_home
 
@@ -293,27 +292,20 @@ def score(case: Case, before: dict[str, EntityState], after: dict[str, EntitySta
 async def evaluate_home(home: Path, config: Config, args: argparse.Namespace,
                         report: Report, budget: list[int]) -> None:
     spec = load_home(home)
-    cases = list(load_cases(home))
-    base_topic = f"mimo-eval-{int(time.time() * 1000) % 10**8}"
+    base_topic = f"mimo-eval-{home.name}"
     with tempfile.TemporaryDirectory(prefix="mimo-eval-") as state_dir:
-        cfg = config.model_copy(update={
-            "state_dir": Path(state_dir), "home": home_config(spec, config.home),
+        config = config.model_copy(update={
+            "state_dir": Path(state_dir),
             "mqtt": config.mqtt.model_copy(update={"base_topic": base_topic,
                                                    "client_id": base_topic}),
             "llm": config.llm.model_copy(update={"enabled": config.llm.enabled and
                                                  not args.no_llm}),
             "voice": config.voice.model_copy(update={"enabled": False})})
-        house = VirtualHome(spec, cfg.mqtt.host, cfg.mqtt.port,
-                            base_topic=f"{base_topic}-home")
-        daemon = Daemon(cfg)
-        await house.start()
-        task = asyncio.create_task(daemon.run())
-        try:
-            await asyncio.wait_for(daemon.ready.wait(), 30)
-            await _wait_for(lambda: len(daemon.registry) >= len(spec.entities), 15)
-            client = await asyncio.to_thread(ApiClient, cfg.mqtt)
+        async with running_home(config, spec, home_topic=f"{base_topic}-home") as (
+                house, daemon):
+            client = await asyncio.to_thread(ApiClient, config.mqtt)
             try:
-                for number, case in enumerate(cases):
+                for number, case in enumerate(load_cases(home)):
                     if budget[0] <= 0:
                         return
                     if case.underivable:
@@ -323,10 +315,6 @@ async def evaluate_home(home: Path, config: Config, args: argparse.Namespace,
                     await _run_case(case, number, house, daemon, client, args, report)
             finally:
                 await asyncio.to_thread(client.close)
-        finally:
-            daemon.request_stop()
-            await asyncio.wait_for(task, 30)
-            await house.stop()
 
 
 async def _run_case(case: Case, number: int, house: VirtualHome, daemon: Daemon,
@@ -375,10 +363,28 @@ async def _wait_for(predicate: Callable[[], bool], timeout: float) -> bool:
 # -- intent tests ----------------------------------------------------------------------------
 
 def evaluate_intents(path: Path, limit: int | None, report: Report) -> None:
-    from assistant.fastpath import FastPath
+    """Home Assistant's intent tests: ``<domain>_<Intent>.yaml`` against ``_fixtures.yaml``,
+    and ``<Intent>/*.yaml`` folders whose files bring their own entities."""
+    fixtures = yaml.safe_load((path / "_fixtures.yaml").read_text(encoding="utf-8"))
+    shared = _intent_registry(fixtures)
+    language = str(fixtures.get("language", "en"))
+    remaining = [limit if limit is not None else 10**9]
+    for test_file in sorted(path.glob("*.yaml")):
+        if not test_file.name.startswith("_"):
+            data = yaml.safe_load(test_file.read_text(encoding="utf-8")) or {}
+            _run_intent_tests(test_file, data, shared, language, None, remaining, report)
+    for test_file in sorted(path.glob("*/*.yaml")):
+        data = yaml.safe_load(test_file.read_text(encoding="utf-8")) or {}
+        registry = _intent_registry({**fixtures, "entities": [
+            {"id": f"{e['domain']}.{n}", "name": e["name"], "area": e.get("area")}
+            for n, e in enumerate(data.get("entities") or [])]})
+        _run_intent_tests(test_file, data, registry, language, test_file.parent.name,
+                          remaining, report)
+
+
+def _intent_registry(fixtures: dict[str, Any]) -> Any:
     from assistant.registry import Area, DeviceRegistry, Entity, Floor
 
-    fixtures = yaml.safe_load((path / "_fixtures.yaml").read_text(encoding="utf-8"))
     registry = DeviceRegistry(None)
     for floor in fixtures.get("floors", []):
         registry.set_floor(Floor(id=floor["id"], name=floor["name"]))
@@ -386,49 +392,64 @@ def evaluate_intents(path: Path, limit: int | None, report: Report) -> None:
         registry.set_area(Area(id=area["id"], name=area["name"], floor=area.get("floor")))
     for e in fixtures.get("entities", []):
         attrs = e.get("attributes") or {}
-        registry.upsert(Entity(entity_id=e["id"], name=e["name"], domain=e["id"].split(".")[0],
-                               area=e.get("area"), device_class=attrs.get("device_class"),
-                               state=str(e.get("state", "")), aliases=tuple(e.get("aliases") or ())))
-    fast = FastPath(registry, str(fixtures.get("language", "en")))
-    remaining = limit if limit is not None else 10**9
-    for test_file in sorted(path.glob("*.yaml")):
-        if test_file.name.startswith("_"):
-            continue
-        data = yaml.safe_load(test_file.read_text(encoding="utf-8")) or {}
+        registry.upsert(Entity(
+            entity_id=e["id"], name=e["name"], domain=e["id"].split(".")[0],
+            area=e.get("area"), device_class=e.get("device_class") or attrs.get("device_class"),
+            state=str(e.get("state", "")), aliases=tuple(e.get("aliases") or ())))
+    return registry
+
+
+def _run_intent_tests(test_file: Path, data: dict[str, Any], registry: Any, language: str,
+                      intent_name: str | None, remaining: list[int], report: Report) -> None:
+    from assistant.fastpath import FastPath
+
+    fast = FastPath(registry, language)
+    try:
         for test in data.get("tests", []):
-            expected = test.get("intent") or {}
+            expected = test.get("intent") or {"name": intent_name, "slots": test.get("slots")}
+            speaker_area = (expected.get("context") or {}).get("area")
+            area_id = next((a.id for a in registry.areas.values() if a.name == speaker_area),
+                           None)
             for sentence in test.get("sentences", []):
-                if remaining <= 0:
+                if remaining[0] <= 0:
                     return
-                remaining -= 1
-                area = (test.get("context") or {}).get("area")
-                area_id = next((a.id for a in registry.areas.values() if a.name == area), None)
+                remaining[0] -= 1
                 result = fast.recognize(sentence, area_id)
-                outcome = "passed" if _intent_matches(result, expected, registry) else "failed"
-                report.add(str(expected.get("name", "?")), outcome, "fast" if outcome ==
-                           "passed" else None)
-                if outcome == "failed" and len(report.failures) < 2000:
-                    report.failures.append({"file": test_file.name, "sentence": sentence,
-                                            "expected": expected.get("name"),
-                                            "got": result.intent.name if result else None})
+                passed = _intent_matches(result, expected, registry)
+                report.add(str(expected.get("name")), "passed" if passed else "failed",
+                           "fast" if passed else None)
+                if not passed and len(report.failures) < 2000:
+                    report.failures.append({
+                        "file": test_file.name, "sentence": sentence,
+                        "expected": expected, "got": result.intent.name if result else None,
+                        "slots": {k: v.value for k, v in result.entities.items()}
+                        if result else None})
+    finally:
+        fast.close()
 
 
 def _intent_matches(result: Any, expected: dict[str, Any], registry: Any) -> bool:
+    """Intent name and every expected slot, looked up in the slots and the result context
+    (hassil reports template-fixed slots such as ``domain`` there)."""
     if result is None or result.intent.name != expected.get("name"):
         return False
+    context = result.context or {}
     for slot, wanted in (expected.get("slots") or {}).items():
         got = result.entities.get(slot)
-        if got is None:
+        if got is not None:
+            value = got.text if slot == "name" else got.value
+        elif slot in context:
+            value = context[slot]
+            value = value.get("value") if isinstance(value, dict) else value
+        else:
             return False
-        value = got.value
-        if slot == "name":
-            value = got.text
-        elif slot == "area":
+        if slot == "area":
             value = registry.area_name(str(value))
         elif slot == "floor" and str(value) in registry.floors:
             value = registry.floors[str(value)].name
         wanted_values = wanted if isinstance(wanted, list) else [wanted]
-        if not any(_same(value, w) for w in wanted_values):
+        got_values = value if isinstance(value, list) else [value]
+        if not any(_same(v, w) for v in got_values for w in wanted_values):
             return False
     return True
 
@@ -453,16 +474,10 @@ async def run_eval(config: Config, args: argparse.Namespace) -> Report:
     homes = find_homes(path)
     if not homes:
         raise SystemExit(f"mimo-home eval: no _fixtures.yaml under {path}")
-    broker = EmbeddedBroker(free_loopback_port())
-    await broker.start()
-    config = config.model_copy(update={"mqtt": config.mqtt.model_copy(
-        update={"host": broker.host, "port": broker.port})})
     budget = [args.limit if args.limit is not None else 10**9]
-    try:
+    async with private_broker(config) as config:
         for home in homes:
             await evaluate_home(home, config, args, report, budget)
-    finally:
-        await broker.stop()
     return report
 
 

@@ -4,15 +4,22 @@ A matched intent becomes the same ``ToolCall`` objects the LLM produces, so one 
 serves both. Targets are resolved like Home Assistant does (name, area, floor, domain,
 device class), with the speaker's area as context; when a name could mean several devices in
 different rooms the answer is a question, never a guess.
+
+Besides each device's own names, the ``name`` list holds derived ones ("the speaker", "the
+heating", see ``assistant.aliases``); those must point at exactly one device once the room is
+taken into account. Our own templates (``data/sentences_<lang>.yaml``) add common phrasings the
+upstream set lacks, including commands without any target ("pause", "louder"), which go to the
+one device that can be meant or else to a question.
 """
 
 from __future__ import annotations
 
+import enum
 import logging
 import re
 import time
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
@@ -23,13 +30,15 @@ from hassil import Intents, RecognizeResult, TextSlotList, recognize_best
 from hassil.intents import TextSlotValue
 from home_assistant_intents import get_intents
 
+from assistant.aliases import derived_names
 from assistant.messages import ToolCall
 from assistant.registry import DeviceRegistry, Entity, RegistryChange, normalize_name
 
 log = logging.getLogger(__name__)
 
-# Intents this module maps onto tools; the rest are left out of matching entirely, which
-# also keeps recognition fast (fewer templates to try).
+# Upstream intents this module maps onto tools; the rest are left out of matching entirely,
+# which also keeps recognition fast (fewer templates to try). Our own intents come from
+# data/sentences_<lang>.yaml and are always kept.
 SUPPORTED_INTENTS = frozenset({
     "HassTurnOn", "HassTurnOff", "HassToggle", "HassLightSet", "HassGetState",
     "HassClimateGetTemperature", "HassClimateSetTemperature", "HassSetPosition",
@@ -38,11 +47,15 @@ SUPPORTED_INTENTS = frozenset({
     "HassVacuumReturnToBase", "HassNevermind", "HassGetCurrentTime", "HassGetCurrentDate",
     "HassMediaPlayerMute",
 })
-_MEDIA_COMMANDS = {"HassMediaPause": "pause", "HassMediaUnpause": "play",
-                   "HassMediaNext": "next", "HassMediaPrevious": "previous"}
 _ALL_WORDS = re.compile(r"\b(all|every|everything|both)\b")
+_ARTICLE = re.compile(r"^(the|my|our) ")
+# "21°C" -> "21 degrees C": the templates spell the unit as words.
+_DEGREE_SIGN = re.compile(r"\s*°\s*")
 VOLUME_STEP_PCT = 10
 BRIGHTNESS_STEP_PCT = 25
+# Devices that serve the whole home or follow the listener around: a command without a target
+# may mean one in another room, so the speaker's room is a preference for them, not a filter.
+_FOLLOW_THE_SPEAKER = frozenset({"media_player", "vacuum", "climate"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,11 +81,123 @@ NO_MATCH = FastPathResult()
 
 @dataclass
 class _Targets:
+    # the spoken name, normalised
     name: str | None = None
+    # an area the user said; the speaker's own area arrives separately
     area: str | None = None
     floor: str | None = None
+    # the speaker's area, copied in by a template that needs one ("turn on the lights")
+    context_area: str | None = None
     domains: set[str] = field(default_factory=set)
     device_classes: set[str] = field(default_factory=set)
+    # what the matched template allows a named device to be (its requires_context)
+    name_domains: set[str] = field(default_factory=set)
+    name_classes: set[str] = field(default_factory=set)
+
+
+class _Together(enum.Enum):
+    """When several devices fit, may they all be meant?"""
+
+    SAME_AREA = enum.auto()  # yes when they share one area (a name they share)
+    SPEAKER_AREA = enum.auto()  # yes when they are all in the speaker's area
+    NEVER = enum.auto()  # no: ask which one
+
+
+def _fixed(**args: Any) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    return lambda _slots: args
+
+
+def _no_args(_slots: dict[str, Any]) -> dict[str, Any]:
+    return {}
+
+
+def _light_args(slots: dict[str, Any]) -> dict[str, Any]:
+    args: dict[str, Any] = {}
+    if "brightness" in slots:
+        args["brightness_pct"] = int(slots["brightness"])
+    if "brightness_step" in slots:
+        args["brightness_step_pct"] = _step(slots["brightness_step"], BRIGHTNESS_STEP_PCT)
+    if "color" in slots:
+        args["color"] = str(slots["color"])
+    if "temperature" in slots:  # upstream: {color_temperature:temperature}, in kelvin
+        args["color_temp_kelvin"] = int(slots["temperature"])
+    return args
+
+
+def _volume_step_args(slots: dict[str, Any]) -> dict[str, Any]:
+    return {"volume_step_pct": _step(slots["volume_step"], VOLUME_STEP_PCT)}
+
+
+def _step(step: Any, default_pct: int) -> int:
+    """A relative change: "up"/"down" by the default step, or a signed number of percent."""
+    return default_pct if step == "up" else -default_pct if step == "down" else int(step)
+
+
+def _temperature_args(slots: dict[str, Any]) -> dict[str, Any]:
+    degrees = float(slots["temperature"])
+    if slots.get("temperature_unit") == "fahrenheit":  # the tool takes °C
+        degrees = round((degrees - 32) * 5 / 9 * 2) / 2
+    return {"temperature": degrees}
+
+
+@dataclass(frozen=True, slots=True)
+class _Route:
+    """How a matched intent becomes one tool call."""
+
+    tool: str
+    # what the tool acts on: limits a named target, and is the target when none was said
+    domains: tuple[str, ...] = ()
+    args: Callable[[dict[str, Any]], dict[str, Any]] = _no_args
+    device_classes: tuple[str, ...] = ()
+    # When several devices fit, those in one of these states are the ones meant: "pause"
+    # pauses what is playing.
+    prefer_states: frozenset[str] = frozenset()
+
+
+_PLAYING = frozenset({"playing"})
+_CLEANING = frozenset({"cleaning"})
+_ROUTES: dict[str, _Route] = {
+    "HassTurnOn": _Route("turn_on"),
+    "HassTurnOff": _Route("turn_off"),
+    "HassToggle": _Route("toggle"),
+    "HassGetState": _Route("get_state"),
+    "HassClimateGetTemperature": _Route("get_state", ("climate", "sensor"),
+                                        device_classes=("temperature",)),
+    "HassLightSet": _Route("set_light", ("light",), _light_args),
+    "HassClimateSetTemperature": _Route("set_temperature", ("climate",), _temperature_args),
+    "MimoClimateSetMode": _Route("set_hvac_mode", ("climate",),
+                                 lambda slots: {"hvac_mode": str(slots["hvac_mode"])}),
+    "HassSetPosition": _Route("set_position", ("cover", "valve"),
+                              lambda slots: {"position": int(slots["position"])}),
+    "HassFanSetSpeed": _Route("set_fan_speed", ("fan",),
+                              lambda slots: {"percentage": int(slots["percentage"])}),
+    "HassMediaPause": _Route("media", ("media_player",), _fixed(command="pause"),
+                             prefer_states=_PLAYING),
+    "HassMediaUnpause": _Route("media", ("media_player",), _fixed(command="play"),
+                               prefer_states=frozenset({"paused"})),
+    "HassMediaNext": _Route("media", ("media_player",), _fixed(command="next"),
+                            prefer_states=_PLAYING),
+    "HassMediaPrevious": _Route("media", ("media_player",), _fixed(command="previous"),
+                                prefer_states=_PLAYING),
+    "HassSetVolume": _Route("set_volume", ("media_player",),
+                            lambda slots: {"volume_pct": int(slots["volume_level"])},
+                            prefer_states=_PLAYING),
+    "HassSetVolumeRelative": _Route("set_volume", ("media_player",), _volume_step_args,
+                                    prefer_states=_PLAYING),
+    "HassMediaPlayerMute": _Route("set_volume", ("media_player",), _fixed(volume_pct=0),
+                                  prefer_states=_PLAYING),
+    "HassVacuumStart": _Route("vacuum", ("vacuum",), _fixed(command="start")),
+    "HassVacuumReturnToBase": _Route("vacuum", ("vacuum",), _fixed(command="return_to_base")),
+    "MimoVacuumStop": _Route("vacuum", ("vacuum",), _fixed(command="stop"),
+                             prefer_states=_CLEANING),
+    "MimoVacuumPause": _Route("vacuum", ("vacuum",), _fixed(command="pause"),
+                              prefer_states=_CLEANING),
+}
+_REPLIES: dict[str, Callable[[], str]] = {
+    "HassNevermind": lambda: "OK.",
+    "HassGetCurrentTime": lambda: time.strftime("It is %H:%M."),
+    "HassGetCurrentDate": lambda: time.strftime("Today is %A, %B %d, %Y."),
+}
 
 
 @cache
@@ -93,7 +218,10 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> None:
     for intent_name, intent in extra.get("intents", {}).items():
         base["intents"].setdefault(intent_name, {"data": []})["data"].extend(intent["data"])
     for key in ("lists", "expansion_rules"):
-        base.setdefault(key, {}).update(extra.get(key, {}))
+        clash = base.setdefault(key, {}).keys() & extra.get(key, {}).keys()
+        if clash:  # replacing an upstream list or rule would change upstream sentences
+            raise ValueError(f"own {key} reuse upstream names: {sorted(clash)}")
+        base[key].update(extra.get(key, {}))
     base["skip_words"] = [*base.get("skip_words", []), *extra.get("skip_words", [])]
 
 
@@ -103,8 +231,9 @@ class FastPath:
         self.language = language
         self._intents = _load_intents(language)
         self._slot_lists: dict[str, TextSlotList] | None = None
-        # name key -> entity ids, built with the slot lists
+        # spoken name (normalised) -> entity ids: own names first, derived names second
         self._by_name: dict[str, list[str]] = {}
+        self._by_derived_name: dict[str, list[str]] = {}
         self._unsubscribe = registry.subscribe(self._on_registry_change)
 
     def close(self) -> None:
@@ -119,19 +248,31 @@ class FastPath:
     def _build_slot_lists(self) -> dict[str, TextSlotList]:
         names: list[TextSlotValue] = []
         by_name: dict[str, list[str]] = defaultdict(list)
+        by_derived: dict[str, list[str]] = defaultdict(list)
         seen: set[tuple[str, str]] = set()
+        area_names = {area.id: (area.name, *area.aliases)
+                      for area in self.registry.areas.values()}
+        places = frozenset(normalize_name(n) for place in (*self.registry.areas.values(),
+                                                            *self.registry.floors.values())
+                           for n in (place.name, *place.aliases))
         for entity in self.registry.entities():
+            # The value carries domain and device class so that templates can require them
+            # ("pause {name}" only for media players).
             context = {"domain": entity.domain}
             if entity.device_class:
                 context["device_class"] = entity.device_class
             key_suffix = f"|{entity.domain}|{entity.device_class or ''}"
-            for spoken in _spoken_names(entity):
-                key = normalize_name(spoken) + key_suffix
-                by_name[key].append(entity.entity_id)
-                if (spoken, key) not in seen:
-                    seen.add((spoken, key))
-                    names.append(TextSlotValue.from_tuple((spoken, key, context),
-                                                          allow_template=False))
+            own = _spoken_names(entity)
+            derived = derived_names(entity, area_names.get(entity.area or "", ()), places)
+            for spoken_names, index in ((own, by_name), (derived, by_derived)):
+                for spoken in spoken_names:
+                    normalized = normalize_name(spoken)
+                    index[normalized].append(entity.entity_id)
+                    key = normalized + key_suffix
+                    if (spoken, key) not in seen:
+                        seen.add((spoken, key))
+                        names.append(TextSlotValue.from_tuple((spoken, key, context),
+                                                              allow_template=False))
         areas = [TextSlotValue.from_tuple((spoken, area.id), allow_template=False)
                  for area in self.registry.areas.values()
                  for spoken in {area.name, *area.aliases}]
@@ -139,6 +280,7 @@ class FastPath:
                   for floor in self.registry.floors.values()
                   for spoken in {floor.name, *floor.aliases}]
         self._by_name = dict(by_name)
+        self._by_derived_name = dict(by_derived)
         return {
             "name": TextSlotList(name="name", values=names),
             "area": TextSlotList(name="area", values=areas),
@@ -156,9 +298,11 @@ class FastPath:
         context: dict[str, Any] = {}
         if area and (known := self.registry.areas.get(area)):
             context["area"] = {"value": known.id, "text": known.name}
+        # Case-folded: our templates' ``required_keywords`` compare words as written.
+        text = _DEGREE_SIGN.sub(" degrees ", text).casefold()
         return recognize_best(
-            text, self._intents, slot_lists=self._slot_lists, intent_context=context,
-            language=self.language, best_slot_name="name",
+            text, self._intents, slot_lists=self._slot_lists,
+            intent_context=context, language=self.language, best_slot_name="name",
         )
 
     def understand(self, text: str, area: str | None = None) -> FastPathResult:
@@ -178,109 +322,99 @@ class FastPath:
 
     def _to_calls(self, result: RecognizeResult, text: str, area: str | None) -> FastPathResult:
         intent = result.intent.name
-        slots = {name: slot.value for name, slot in result.entities.items()}
-        targets = self._targets(result)
-
-        def call(tool: str, domains: Iterable[str] | None = None, **args: Any) -> FastPathResult:
-            if domains and not targets.domains:
-                targets.domains.update(domains)
-            ids = self._resolve(targets, text, area)
-            return FastPathResult(intent, (ToolCall(tool, {"entity_ids": ids, **args}),))
-
-        if intent == "HassNevermind":
-            return FastPathResult(intent, reply="OK.")
-        if intent == "HassGetCurrentTime":
-            return FastPathResult(intent, reply=time.strftime("It is %H:%M."))
-        if intent == "HassGetCurrentDate":
-            return FastPathResult(intent, reply=time.strftime("Today is %A, %B %d, %Y."))
-        if intent in {"HassTurnOn", "HassTurnOff", "HassToggle"}:
-            return call({"HassTurnOn": "turn_on", "HassTurnOff": "turn_off",
-                         "HassToggle": "toggle"}[intent])
-        if intent == "HassLightSet":
-            return call("set_light", ["light"], **_light_args(slots))
-        if intent == "HassGetState":
-            return call("get_state")
-        if intent == "HassClimateGetTemperature":
-            if not targets.domains and targets.name is None:
-                targets.domains.update({"climate", "sensor"})
-                targets.device_classes.add("temperature")
-            return call("get_state")
-        if intent == "HassClimateSetTemperature":
-            return call("set_temperature", ["climate"], temperature=float(slots["temperature"]))
-        if intent == "HassSetPosition":
-            return call("set_position", ["cover", "valve"], position=int(slots["position"]))
-        if intent == "HassFanSetSpeed":
-            return call("set_fan_speed", ["fan"], percentage=int(slots["fan_speed"]))
-        if intent in _MEDIA_COMMANDS:
-            return call("media", ["media_player"], command=_MEDIA_COMMANDS[intent])
-        if intent == "HassSetVolume":
-            return call("set_volume", ["media_player"], volume_pct=int(slots["volume"]))
-        if intent == "HassMediaPlayerMute":
-            return call("set_volume", ["media_player"], volume_pct=0)
-        if intent == "HassSetVolumeRelative":
-            step = slots.get("volume_step") or ("down" if "volume_step_down" in slots else "up")
-            pct = VOLUME_STEP_PCT if step == "up" else -VOLUME_STEP_PCT if step == "down" \
-                else int(step)
-            return call("set_volume", ["media_player"], volume_step_pct=pct)
-        if intent in {"HassVacuumStart", "HassVacuumReturnToBase"}:
-            return call("vacuum", ["vacuum"], command="start" if intent == "HassVacuumStart"
-                        else "return_to_base")
-        return NO_MATCH
+        if intent in _REPLIES:
+            return FastPathResult(intent, reply=_REPLIES[intent]())
+        route = _ROUTES.get(intent)
+        if route is None:
+            return NO_MATCH
+        args = route.args({name: slot.value for name, slot in result.entities.items()})
+        ids = self._resolve(self._targets(result), route, text, area)
+        return FastPathResult(intent, (ToolCall(route.tool, {"entity_ids": ids, **args}),))
 
     def _targets(self, result: RecognizeResult) -> _Targets:
         slots = result.entities
         context = result.context or {}
         targets = _Targets()
         if "name" in slots:
-            targets.name = str(slots["name"].value)
+            targets.name = str(slots["name"].value).split("|")[0]
         if "area" in slots:
-            targets.area = str(slots["area"].value)
+            if slots["area"].text_span is None:  # copied from the context, not spoken
+                targets.context_area = str(slots["area"].value)
+            else:
+                targets.area = str(slots["area"].value)
         if "floor" in slots:
             targets.floor = str(slots["floor"].value)
         for key, bucket in (("domain", targets.domains), ("device_class", targets.device_classes),
                             ("cover_classes", targets.device_classes)):
             for source in (slots.get(key).value if key in slots else None, context.get(key),
                            _slot_data(result, key)):
-                if isinstance(source, str) and source:
-                    bucket.add(source)
-                elif isinstance(source, list):
-                    bucket.update(str(v) for v in source)
+                _collect(bucket, source)
+        required = getattr(result.intent_data, "requires_context", None) or {}
+        _collect(targets.name_domains, required.get("domain"))
+        _collect(targets.name_classes, required.get("device_class"))
         return targets
 
-    def _resolve(self, targets: _Targets, text: str, speaker_area: str | None) -> list[str]:
+    def _resolve(self, targets: _Targets, route: _Route, text: str,
+                 speaker_area: str | None) -> list[str]:
         """Entity ids for the targets, or _Unresolved with a question / explanation."""
-        registry = self.registry
+        everything = bool(_ALL_WORDS.search(text.casefold()))
         if targets.name is not None:
-            candidates = [registry.get(i) for i in self._by_name.get(targets.name, ())]
-            found = [e for e in candidates if e is not None]
-            if targets.area:
-                found = [e for e in found if e.area == targets.area] or found
-            return self._pick_one_per_name(found, targets, speaker_area)
-        found = [e for e in registry.entities() if _fits(e, targets)]
-        if targets.area:
-            found = [e for e in found if e.area == targets.area]
-        elif targets.floor:
-            found = [e for e in found if registry.floor_of(e.area) == targets.floor]
-        elif not _ALL_WORDS.search(text.casefold()) and len({e.area for e in found}) > 1:
-            here = [e for e in found if speaker_area and e.area == speaker_area]
-            if here:
-                found = here
-            elif len(found) > 1:
-                raise _Unresolved(self._which_question(found, targets), clarification=True,
-                                  candidates=tuple(e.entity_id for e in found))
-        if not found:
-            raise _Unresolved(f"I couldn't find {self._describe(targets)}.")
-        return [e.entity_id for e in found]
-
-    def _pick_one_per_name(self, found: list[Entity], targets: _Targets,
-                           speaker_area: str | None) -> list[str]:
-        if len(found) <= 1 or len({e.area for e in found}) <= 1:
+            found, derived = self._named(targets, route)
+            if derived and _ARTICLE.sub("", normalize_name(text)) == targets.name:
+                # "music" or "heat" on its own is a fragment, not a request to switch it on
+                raise _NotACommand(text)
+            found = self._in_place(found, targets)
+            if everything and found:
+                return [e.entity_id for e in found]
+            return self._choose(found, targets, speaker_area, route.prefer_states,
+                                _Together.NEVER if derived else _Together.SAME_AREA)
+        if not targets.domains:
+            targets.domains.update(route.domains)
+            targets.device_classes.update(route.device_classes)
+        found = [e for e in self.registry.entities() if _fits(e, targets)]
+        follows_speaker = bool(targets.domains) and targets.domains <= _FOLLOW_THE_SPEAKER
+        if targets.context_area and not follows_speaker:
+            targets.area = targets.context_area  # "turn on the lights": the lights here
+        if targets.area or targets.floor or everything:
+            found = self._in_place(found, targets)
             if not found:
                 raise _Unresolved(f"I couldn't find {self._describe(targets)}.")
             return [e.entity_id for e in found]
+        # No place was said: never all devices of a kind, unless they are all in this room.
+        return self._choose(found, targets, speaker_area, route.prefer_states,
+                            _Together.SPEAKER_AREA)
+
+    def _named(self, targets: _Targets, route: _Route) -> tuple[list[Entity], bool]:
+        """Devices called ``targets.name`` that the template and tool accept, and whether
+        only a derived name matched them (own names win over derived ones)."""
+        for index, derived in ((self._by_name, False), (self._by_derived_name, True)):
+            found = [e for e in map(self.registry.get, index.get(targets.name or "", ()))
+                     if e is not None and _may_be_named(e, targets, route)]
+            if found:
+                return found, derived
+        return [], False
+
+    def _in_place(self, found: list[Entity], targets: _Targets) -> list[Entity]:
+        if targets.area:
+            return [e for e in found if e.area == targets.area]
+        if targets.floor:
+            return [e for e in found if self.registry.floor_of(e.area) == targets.floor]
+        return found
+
+    def _choose(self, found: list[Entity], targets: _Targets, speaker_area: str | None,
+                prefer_states: frozenset[str], together: _Together) -> list[str]:
+        """Narrow several candidates to the speaker's area, then to those in a preferred state
+        (the one that plays); ask when that still leaves several that are not meant together."""
+        if not found:
+            raise _Unresolved(f"I couldn't find {self._describe(targets)}.")
         here = [e for e in found if speaker_area and e.area == speaker_area]
-        if here:
-            return [e.entity_id for e in here]
+        if len(found) > 1 and here:
+            found = here
+        active = [e for e in found if e.state in prefer_states]
+        if len(found) > 1 and active:
+            found = active
+        if len(found) == 1 or _meant_together(found, together, in_speaker_area=bool(here)):
+            return [e.entity_id for e in found]
         raise _Unresolved(self._which_question(found, targets), clarification=True,
                           candidates=tuple(e.entity_id for e in found))
 
@@ -292,12 +426,16 @@ class FastPath:
         return f"Which one do you mean: {listing}{more}?"
 
     def _describe(self, targets: _Targets) -> str:
-        what = targets.name.split("|")[0] if targets.name else (
-            " or ".join(sorted(targets.device_classes or targets.domains)) or "a device")
+        what = targets.name or " or ".join(sorted(targets.device_classes or targets.domains)) \
+            or "a device"
         where = self.registry.area_name(targets.area) if targets.area else (
             self.registry.floors[targets.floor].name if targets.floor in self.registry.floors
             else None)
         return f"{what.replace('_', ' ')}" + (f" in the {where}" if where else "")
+
+
+class _NotACommand(ValueError):
+    """The words matched a template but do not ask for anything."""
 
 
 class _Unresolved(Exception):
@@ -313,6 +451,26 @@ def _spoken_names(entity: Entity) -> set[str]:
     return {n for n in (entity.name, *entity.aliases) if normalize_name(n)}
 
 
+def _collect(bucket: set[str], source: Any) -> None:
+    if isinstance(source, str) and source:
+        bucket.add(source)
+    elif isinstance(source, list):
+        bucket.update(str(v) for v in source)
+
+
+def _meant_together(found: list[Entity], together: _Together, in_speaker_area: bool) -> bool:
+    if together is _Together.SAME_AREA:
+        return len({e.area for e in found}) == 1
+    return together is _Together.SPEAKER_AREA and in_speaker_area
+
+
+def _may_be_named(entity: Entity, targets: _Targets, route: _Route) -> bool:
+    """Whether a device with the spoken name fits the template and the tool."""
+    return ((not targets.name_domains or entity.domain in targets.name_domains)
+            and (not targets.name_classes or entity.device_class in targets.name_classes)
+            and (not route.domains or entity.domain in route.domains))
+
+
 def _fits(entity: Entity, targets: _Targets) -> bool:
     if targets.domains and entity.domain not in targets.domains:
         return False
@@ -326,16 +484,3 @@ def _slot_data(result: RecognizeResult, key: str) -> Any:
     """Fixed slots declared by the matched template (e.g. ``slots: {domain: light}``)."""
     data = getattr(result.intent_data, "slots", None) or {}
     return data.get(key)
-
-
-def _light_args(slots: dict[str, Any]) -> dict[str, Any]:
-    args: dict[str, Any] = {}
-    if "brightness" in slots or "brightness_level" in slots:
-        args["brightness_pct"] = int(slots.get("brightness", slots.get("brightness_level")))
-    if "brightness_step" in slots:
-        args["brightness_step_pct"] = int(slots["brightness_step"])
-    if "color" in slots:
-        args["color"] = str(slots["color"])
-    if "color_temperature" in slots:
-        args["color_temp_kelvin"] = int(slots["color_temperature"])
-    return args

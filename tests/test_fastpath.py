@@ -2,7 +2,8 @@
 
 import pytest
 
-from assistant.fastpath import FastPath
+from assistant.aliases import derived_names
+from assistant.fastpath import FastPath, _merge
 from assistant.registry import Area, DeviceRegistry, Entity, Floor
 
 
@@ -106,3 +107,188 @@ def test_slot_lists_follow_the_registry(home: DeviceRegistry) -> None:
                        area="living_room"))
     assert calls_of(fast, "turn on the disco ball") == [
         ("turn_on", {"entity_ids": ["switch.disco"]})]
+
+
+# -- derived names, our own templates, commands without a target -------------------------
+
+@pytest.fixture()
+def flat() -> DeviceRegistry:
+    """A second invented home: media players, a vacuum, valves, a thermostat, a lock."""
+    registry = DeviceRegistry(None)
+    for area_id, name in [("den", "Den"), ("lounge", "Lounge"), ("nursery", "Nursery"),
+                          ("patio", "Patio"), ("hallway", "Hallway"), ("utility", "Utility")]:
+        registry.set_area(Area(id=area_id, name=name))
+    entities = [
+        ("light.den_lamp", "Den Lamp", "den", None, "on"),
+        ("light.reading_lamp", "Reading Lamp", "lounge", None, "on"),
+        ("media_player.den_speaker", "Smart Speaker", "den", "speaker", "playing"),
+        ("media_player.big_screen", "Big Screen", "lounge", "tv", "playing"),
+        ("media_player.lullaby_box", "Lullaby Box", "nursery", "speaker", "paused"),
+        ("climate.hall", "Hall Thermostat", "hallway", None, "off"),
+        ("vacuum.dusty", "Dusty", "den", None, "docked"),
+        ("valve.lawn", "Lawn Sprinkler", "patio", None, "closed"),
+        ("valve.mains", "Main Water", "utility", None, "open"),
+        ("lock.patio_door", "Patio Door", "patio", None, "locked"),
+        ("switch.pond_pump", "Pond Pump Plug", "patio", None, "off"),
+    ]
+    for entity_id, name, area, device_class, state in entities:
+        registry.upsert(Entity(entity_id=entity_id, name=name, domain=entity_id.split(".")[0],
+                               area=area, device_class=device_class, state=state))
+    return registry
+
+
+def test_derived_names() -> None:
+    def derived(name: str, domain: str, area: str, device_class: str | None = None) -> set[str]:
+        entity = Entity(entity_id=f"{domain}.x", name=name, domain=domain,
+                        device_class=device_class)
+        return derived_names(entity, [area], frozenset({area.lower(), "kitchen"}))
+
+    assert {"speaker", "music"} <= derived("Smart Speaker", "media_player", "Den", "speaker")
+    assert "study speaker" in derived("Study Smart Speaker", "media_player", "Office")
+    assert {"thermostat", "heating"} <= derived("Hall Thermostat", "climate", "Hallway")
+    assert "sprinklers" in derived("Lawn Sprinkler", "valve", "Patio")
+    assert "pond pump" in derived("Pond Pump Plug", "switch", "Patio")
+    assert "reading" in derived("Reading Lamp", "light", "Lounge")
+    # A bare "light" or an area's name would turn "the kitchen lights" into one device.
+    assert derived("Kitchen Light", "light", "Kitchen") == set()
+    assert derived("Den Lamp", "light", "Den") == set()
+    assert derived("Den Temperature", "sensor", "Den") == set()
+    # an air conditioner that cannot heat is not "the heating"
+    cooler = Entity(entity_id="climate.ac", name="Window Unit", domain="climate",
+                    capabilities={"hvac_modes": ["off", "cool"]})
+    assert "ac" in derived_names(cooler, [])
+    assert "heating" not in derived_names(cooler, [])
+
+
+def test_kind_words_reach_the_one_device(flat: DeviceRegistry) -> None:
+    fast = FastPath(flat)
+    assert calls_of(fast, "set the tv volume to 30") == [
+        ("set_volume", {"entity_ids": ["media_player.big_screen"], "volume_pct": 30})]
+    assert calls_of(fast, "turn on the heating") == [
+        ("turn_on", {"entity_ids": ["climate.hall"]})]
+    assert calls_of(fast, "turn on the sprinklers") == [
+        ("turn_on", {"entity_ids": ["valve.lawn"]})]
+    assert calls_of(fast, "stop the pond pump") == [
+        ("turn_off", {"entity_ids": ["switch.pond_pump"]})]
+    assert calls_of(fast, "lock the door") == [("turn_on", {"entity_ids": ["lock.patio_door"]})]
+
+
+def test_a_derived_name_for_several_devices_asks(flat: DeviceRegistry) -> None:
+    fast = FastPath(flat)
+    result = fast.understand("turn on the speaker")
+    assert result.clarification and not result.calls
+    assert set(result.candidates) == {"media_player.den_speaker", "media_player.lullaby_box"}
+    # ... unless the room settles it
+    assert calls_of(fast, "turn on the speaker in the nursery") == [
+        ("turn_on", {"entity_ids": ["media_player.lullaby_box"]})]
+    assert calls_of(fast, "turn on the speaker", area="den") == [
+        ("turn_on", {"entity_ids": ["media_player.den_speaker"]})]
+
+
+def test_own_names_win_over_derived_ones(flat: DeviceRegistry) -> None:
+    flat.upsert(Entity(entity_id="switch.heater", name="Heater", domain="switch", area="den"))
+    fast = FastPath(flat)
+    assert calls_of(fast, "turn on the heater") == [
+        ("turn_on", {"entity_ids": ["switch.heater"]})]
+
+
+def test_a_named_device_in_another_room_is_not_taken(flat: DeviceRegistry) -> None:
+    fast = FastPath(flat)
+    result = fast.understand("turn on the reading lamp in the den")
+    assert result.unresolved and not result.calls
+
+
+def test_area_kind_words_stay_with_the_area(home: DeviceRegistry) -> None:
+    fast = FastPath(home)
+    [(tool, args)] = calls_of(fast, "turn off the kitchen lights")
+    assert tool == "turn_off" and set(args["entity_ids"]) == {
+        "light.kitchen_light", "light.kitchen_ceiling"}
+
+
+def test_media_without_a_target(flat: DeviceRegistry) -> None:
+    fast = FastPath(flat)
+    # two players are playing in different rooms: ask, unless the speaker's room settles it
+    result = fast.understand("pause")
+    assert result.clarification and set(result.candidates) == {
+        "media_player.den_speaker", "media_player.big_screen"}
+    assert calls_of(fast, "pause", area="den") == [
+        ("media", {"entity_ids": ["media_player.den_speaker"], "command": "pause"})]
+    assert calls_of(fast, "make it louder", area="lounge") == [
+        ("set_volume", {"entity_ids": ["media_player.big_screen"], "volume_step_pct": 10})]
+    assert calls_of(fast, "turn it down", area="den") == [
+        ("set_volume", {"entity_ids": ["media_player.den_speaker"], "volume_step_pct": -10})]
+    # the one paused player is the one to resume
+    assert calls_of(fast, "resume") == [
+        ("media", {"entity_ids": ["media_player.lullaby_box"], "command": "play"})]
+    assert calls_of(fast, "skip this song", area="lounge") == [
+        ("media", {"entity_ids": ["media_player.big_screen"], "command": "next"})]
+    assert calls_of(fast, "pause the music in the nursery") == [
+        ("media", {"entity_ids": ["media_player.lullaby_box"], "command": "pause"})]
+
+
+def test_vacuum_commands(flat: DeviceRegistry) -> None:
+    fast = FastPath(flat)
+    assert calls_of(fast, "start cleaning") == [
+        ("vacuum", {"entity_ids": ["vacuum.dusty"], "command": "start"})]
+    assert calls_of(fast, "send dusty back to its dock") == [
+        ("vacuum", {"entity_ids": ["vacuum.dusty"], "command": "return_to_base"})]
+    assert calls_of(fast, "stop vacuuming") == [
+        ("vacuum", {"entity_ids": ["vacuum.dusty"], "command": "stop"})]
+
+
+def test_climate_phrasings_and_units(flat: DeviceRegistry) -> None:
+    fast = FastPath(flat)
+    assert calls_of(fast, "set the temperature to 21 degrees celsius") == [
+        ("set_temperature", {"entity_ids": ["climate.hall"], "temperature": 21.0})]
+    assert calls_of(fast, "make it 70 degrees fahrenheit") == [
+        ("set_temperature", {"entity_ids": ["climate.hall"], "temperature": 21.0})]
+    assert calls_of(fast, "set the hall thermostat to 19.5°C") == [
+        ("set_temperature", {"entity_ids": ["climate.hall"], "temperature": 19.5})]
+    assert calls_of(fast, "heat the hallway") == [
+        ("set_hvac_mode", {"entity_ids": ["climate.hall"], "hvac_mode": "heat"})]
+    assert calls_of(fast, "stop heating") == [("turn_off", {"entity_ids": ["climate.hall"]})]
+
+
+def test_light_phrasings(flat: DeviceRegistry) -> None:
+    fast = FastPath(flat)
+    assert calls_of(fast, "dim the den lamp to half") == [
+        ("set_light", {"entity_ids": ["light.den_lamp"], "brightness_pct": 50})]
+    assert calls_of(fast, "make the reading light a bit brighter") == [
+        ("set_light", {"entity_ids": ["light.reading_lamp"], "brightness_step_pct": 25})]
+    assert calls_of(fast, "make the den lamp 10% dimmer") == [
+        ("set_light", {"entity_ids": ["light.den_lamp"], "brightness_step_pct": -10})]
+    assert calls_of(fast, "turn the den lamp all the way down") == [
+        ("set_light", {"entity_ids": ["light.den_lamp"], "brightness_pct": 1})]
+    assert calls_of(fast, "dim the lights in the lounge to 30 percent") == [
+        ("set_light", {"entity_ids": ["light.reading_lamp"], "brightness_pct": 30})]
+
+
+def test_valve_phrasings(flat: DeviceRegistry) -> None:
+    fast = FastPath(flat)
+    assert calls_of(fast, "lawn sprinkler off") == [("turn_off", {"entity_ids": ["valve.lawn"]})]
+    assert calls_of(fast, "set the main water to half open") == [
+        ("set_position", {"entity_ids": ["valve.mains"], "position": 50})]
+    # two valves could be "the water": ask
+    assert fast.understand("turn off the water").clarification
+
+
+def test_own_templates_may_not_replace_upstream_lists() -> None:
+    base = {"intents": {}, "lists": {"brightness": {}}, "expansion_rules": {}}
+    with pytest.raises(ValueError):
+        _merge(base, {"lists": {"brightness": {"values": []}}})
+
+
+def test_a_kind_without_a_place_is_not_every_such_device(flat: DeviceRegistry) -> None:
+    fast = FastPath(flat)
+    result = fast.understand("lights off")
+    assert result.clarification and not result.calls
+    assert calls_of(fast, "lights off", area="den") == [
+        ("turn_off", {"entity_ids": ["light.den_lamp"]})]
+
+
+def test_a_derived_name_alone_is_not_a_command(flat: DeviceRegistry) -> None:
+    fast = FastPath(flat)
+    for fragment in ("heat", "the music", "tv"):
+        assert not fast.understand(fragment).calls
+    assert calls_of(fast, "louder in the lounge") == [
+        ("set_volume", {"entity_ids": ["media_player.big_screen"], "volume_step_pct": 10})]

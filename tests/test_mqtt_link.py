@@ -94,7 +94,7 @@ async def test_commands_queue_while_the_broker_is_down_and_go_out_in_order(
         for n in range(3):
             link.publish(MqttMessage(f"cmd/{n}", str(n).encode(), qos=1))
         assert link.queued == 3
-        mosquitto = start_mosquitto(tmp_path, port)
+        mosquitto = start_mosquitto(port)
         try:
             recorder = Recorder(port, "cmd/#")
             await link.wait_connected(15)
@@ -106,12 +106,11 @@ async def test_commands_queue_while_the_broker_is_down_and_go_out_in_order(
             got: list[MqttMessage] = []
             link.subscribe("dev/x", got.append)
             recorder.close()
-            mosquitto.terminate()
-            mosquitto.wait(10)
+            mosquitto.stop_sync()
             await asyncio.sleep(0.5)
             assert not link.connected
             link.publish(MqttMessage("cmd/late", b"L", qos=1))
-            mosquitto = start_mosquitto(tmp_path, port)
+            mosquitto = start_mosquitto(port)
             await link.wait_connected(15)
             recorder = Recorder(port, "cmd/#")
             await asyncio.sleep(0.3)
@@ -124,8 +123,7 @@ async def test_commands_queue_while_the_broker_is_down_and_go_out_in_order(
             assert got[0].payload == b"hello"
             recorder.close()
         finally:
-            mosquitto.terminate()
-            mosquitto.wait(10)
+            mosquitto.stop_sync()
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
@@ -146,7 +144,7 @@ async def test_full_queue_refuses_and_stale_commands_are_dropped(tmp_path: Path)
         except PublishQueueFullError as exc:
             assert "unreachable" in str(exc)
         await asyncio.sleep(0.4)  # both queued commands are now too old to replay
-        mosquitto = start_mosquitto(tmp_path, port)
+        mosquitto = start_mosquitto(port)
         try:
             recorder = Recorder(port, "cmd/#")
             await link.wait_connected(15)
@@ -156,8 +154,7 @@ async def test_full_queue_refuses_and_stale_commands_are_dropped(tmp_path: Path)
             assert [t for t, _ in recorder.messages] == ["cmd/fresh"]
             recorder.close()
         finally:
-            mosquitto.terminate()
-            mosquitto.wait(10)
+            mosquitto.stop_sync()
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)

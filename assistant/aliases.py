@@ -1,0 +1,124 @@
+"""Derived spoken names: what people call a device besides the name it was given.
+
+The "Smart Speaker" is "the speaker", the "Kitchen Thermostat" in the kitchen is "the
+thermostat", any climate entity is "the heating". The fast path puts these into its ``name``
+slot list as a second tier: a real name or alias always wins over a derived one, and a derived
+name must come down to a single device (after the room is taken into account) or the user is
+asked which one they meant.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import NamedTuple
+
+from assistant.registry import Entity, normalize_name
+
+# Only devices one acts on get derived names; a sensor's leftover ("temperature", "motion")
+# is a word the upstream questions already use on their own.
+DERIVED_DOMAINS = frozenset({
+    "light", "switch", "fan", "cover", "valve", "lock", "climate", "media_player", "vacuum",
+    "humidifier", "water_heater", "siren", "input_boolean",
+})
+
+# Bare kind words the upstream templates read as "every such device in the area" ("turn off
+# the light in the kitchen"); as one device's derived name they would narrow that to one.
+_AREA_KIND_WORDS = frozenset({
+    "light", "lights", "lamp", "lamps", "lighting", "fan", "fans", "switch", "switches",
+    "door", "doors", "window", "windows", "blind", "blinds", "curtain", "curtains", "shade",
+    "shades", "shutter", "shutters", "awning", "awnings", "gate", "gates",
+})
+# Words that say what the device is sold as rather than what it is.
+_FILLER = re.compile(r"^(my|the)\s+|\bsmart\s+")
+# Trailing words that only repeat the kind of device: "Fountain Switch" is "the fountain",
+# and "the reading light" is the "Reading Lamp" (the light templates say "{name} light").
+_KIND_SUFFIXES: dict[str, tuple[str, ...]] = {
+    "light": ("light", "lights", "lamp", "lamps"),
+    "switch": ("switch", "plug", "outlet", "socket", "relay", "controller"),
+}
+
+
+def _cue(pattern: str) -> re.Pattern[str]:
+    return re.compile(rf"\b({pattern})\b")
+
+
+class _Kind(NamedTuple):
+    """Words for a kind of device: for the whole domain, or only for devices of
+    ``device_class`` or whose name has ``cue``; for climate entities, only when they can
+    run ``hvac_mode`` (an air conditioner is not "the heating")."""
+
+    domain: str
+    words: tuple[str, ...]
+    device_class: str | None = None
+    cue: re.Pattern[str] | None = None
+    hvac_mode: str | None = None
+
+    def applies(self, entity: Entity, names: set[str]) -> bool:
+        if entity.domain != self.domain:
+            return False
+        if self.hvac_mode is not None:
+            modes = entity.capabilities.get("hvac_modes") or ()
+            return not modes or self.hvac_mode in modes or "heat_cool" in modes
+        if self.device_class is None and self.cue is None:
+            return True
+        return (self.device_class is not None and entity.device_class == self.device_class) \
+            or (self.cue is not None and any(self.cue.search(n) for n in names))
+
+
+_KINDS = (
+    _Kind("media_player", ("tv", "television"), "tv", _cue("tv|television|projector")),
+    _Kind("media_player", ("speaker", "music", "audio"), "speaker",
+          _cue("speakers?|sonos|sound ?bar|sound system|homepod|echo")),
+    _Kind("climate", ("thermostat",)),
+    _Kind("climate", ("heating", "heater", "heat"), hvac_mode="heat"),
+    _Kind("climate", ("ac", "a c", "air conditioning", "air conditioner"), hvac_mode="cool"),
+    _Kind("vacuum", ("vacuum", "vacuum cleaner", "robot vacuum", "robot")),
+    _Kind("valve", ("valve", "water valve", "water")),
+    _Kind("valve", ("sprinkler", "sprinklers", "sprinkler system", "irrigation"),
+          cue=_cue("sprinklers?|irrigation|watering")),
+    _Kind("lock", ("lock", "door lock", "door")),
+    _Kind("cover", ("garage", "garage door"), "garage", _cue("garage door")),
+)
+
+
+def derived_names(entity: Entity, area_names: Iterable[str],
+                  reserved: frozenset[str] = frozenset()) -> set[str]:
+    """Normalised names for ``entity`` beyond its own. ``area_names``: its area's names;
+    ``reserved``: normalised area and floor names, which a derived name must not shadow
+    ("the kitchen lights" are the lights of the kitchen, not the "Kitchen Light")."""
+    if entity.domain not in DERIVED_DOMAINS:
+        return set()
+    own = {normalize_name(n) for n in (entity.name, *entity.aliases)} - {""}
+    places = [p for p in map(normalize_name, area_names) if p]
+    suffixes = _KIND_SUFFIXES.get(entity.domain, ())
+    shorter: set[str] = set()
+    for name in own:
+        shorter |= _shortened(name, places, suffixes)
+    shorter = {s for s in shorter
+               if s not in _AREA_KIND_WORDS and any(c.isalpha() for c in s)}
+    kinds = {word for kind in _KINDS if kind.applies(entity, own) for word in kind.words}
+    return (shorter | kinds) - own - reserved
+
+
+def _shortened(name: str, places: list[str], suffixes: tuple[str, ...]) -> set[str]:
+    """``name`` without filler words, without its area's name at either end and without a
+    trailing kind word, in every combination."""
+    found: set[str] = set()
+    todo = [name]
+    while todo:
+        current = todo.pop()
+        candidates = [_FILLER.sub("", current)]
+        for place in places:
+            if current.startswith(place + " "):
+                candidates.append(current[len(place) + 1:])
+            if current.endswith(" " + place):
+                candidates.append(current[:-len(place) - 1])
+        for suffix in suffixes:
+            if current.endswith(" " + suffix):
+                candidates.append(current[:-len(suffix) - 1])
+        for candidate in candidates:
+            if candidate and candidate != current and candidate not in found:
+                found.add(candidate)
+                todo.append(candidate)
+    return found
