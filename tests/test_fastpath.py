@@ -292,3 +292,13 @@ def test_a_derived_name_alone_is_not_a_command(flat: DeviceRegistry) -> None:
         assert not fast.understand(fragment).calls
     assert calls_of(fast, "louder in the lounge") == [
         ("set_volume", {"entity_ids": ["media_player.big_screen"], "volume_step_pct": 10})]
+
+
+def test_the_light_with_no_room_asks_unless_all_or_the_speaker_room(home: DeviceRegistry) -> None:
+    fast = FastPath(home)
+    question = fast.understand("turn on the light")
+    assert question.clarification and not question.calls
+    assert calls_of(fast, "turn on the light", area="bedroom") == [
+        ("turn_on", {"entity_ids": ["light.bedroom_ceiling"]})]
+    [(tool, args)] = calls_of(fast, "turn off all the lights")
+    assert tool == "turn_off" and len(args["entity_ids"]) == 4
