@@ -58,7 +58,8 @@ class PositionArgs(Targets):
 
 class TemperatureArgs(Targets):
     entity_ids: entity_ids_field("climate")  # type: ignore[valid-type]
-    temperature: float = Field(..., ge=5, le=35, description="target temperature in °C")
+    # In the thermostat's own unit (°C or °F); the device's min/max are checked when encoding.
+    temperature: float = Field(..., ge=-20, le=100, description="target temperature")
     hvac_mode: HvacMode | None = None
 
 
