@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 
 from assistant.config import DEFAULT_CONFIG_PATH, Config, ConfigError, load_config
+from assistant.llm.bench import add_bench_llm_arguments
+from assistant.llm.models import add_model_arguments
 from assistant.voice.commands import add_bench_voice_arguments, add_listen_arguments
 
 log = logging.getLogger("mimo-home")
@@ -216,11 +218,16 @@ def build_parser() -> argparse.ArgumentParser:
     nlu.add_argument("--json", action="store_true")
     nlu.add_argument("--repeats", type=int, default=5)
     nlu.set_defaults(func=cmd_bench_nlu)
+    llm = bench_sub.add_parser("llm", parents=[common],
+                               help="LLM latency, prompt-cache effect and output validity")
+    add_bench_llm_arguments(llm)
     voice = bench_sub.add_parser("voice", parents=[common],
                                  help="speech-to-command latency and transcript accuracy")
     add_bench_voice_arguments(voice)
     voice.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     voice.set_defaults(func=cmd_bench_voice)
+    model = sub.add_parser("model", help="download, list and verify model files")
+    add_model_arguments(model)
     return parser
 
 

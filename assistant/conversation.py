@@ -56,6 +56,11 @@ class Reasoner(Protocol):
     @property
     def status(self) -> str: ...
 
+    def start(self) -> None:
+        """Begin loading in the background; must not block."""
+
+    async def stop(self) -> None: ...
+
     async def propose(self, text: str, area: str | None, history: tuple[Turn, ...],
                       hint: str | None) -> Proposal: ...
 
