@@ -153,7 +153,17 @@ def test_a_tool_without_candidates_is_left_out_and_no_candidates_means_no_calls(
              for v in schema["properties"]["calls"]["items"]["oneOf"]}
     assert tools == {"turn_on", "turn_off"}
     nothing = build_output_schema(small_skills(), [])
-    assert nothing["properties"]["calls"]["maxItems"] == 0
+    # The grammar itself must allow no call at all, not just the schema's wording.
+    grammar = schema_to_gbnf(json.dumps(nothing)).splitlines()
+    assert 'calls ::= "[]"' in grammar
+
+
+def test_an_utterance_that_names_nothing_still_gets_a_bounded_overview() -> None:
+    registry = small_home()
+    chosen = select_candidates(registry, "I'm off to bed now", area=None, limit=3)
+    assert 0 < len(chosen) <= 3
+    assert all(e.domain in {"light", "lock", "cover", "climate", "media_player", "switch",
+                            "fan"} for e in chosen)
 
 
 def test_grammar_bounds_number_magnitudes_and_compiles() -> None:

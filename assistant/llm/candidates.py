@@ -9,7 +9,9 @@ listed, in tiers, up to a cap:
 3. entities in the speaker's area, of a domain the utterance implies,
 4. with no area, name or fitting device in the speaker's area: entities of the implied
    domains anywhere ("all the lights"),
-5. with no full name match: entities sharing a distinctive word with the utterance.
+5. with no full name match: entities sharing a distinctive word with the utterance,
+6. when nothing above matched and no domain is implied ("I'm off to bed"): the devices one
+   acts on most, the speaker's area first, so the model can still propose something.
 
 Domains are implied by domain words and synonyms ("dark" -> light, "cold" -> climate).
 """
@@ -48,6 +50,8 @@ DOMAIN_WORDS: dict[str, frozenset[str]] = {
         "valve": "valve water sprinkler",
     }.items()
 }
+# For utterances that name nothing: what a person most often means, in this order.
+OVERVIEW_DOMAINS = ("light", "lock", "cover", "climate", "media_player", "switch", "fan")
 _GENERIC_WORDS = frozenset().union(*DOMAIN_WORDS.values()) | frozenset(
     "the a an my our in on of to and at all every turn switch set please room".split())
 
@@ -93,6 +97,12 @@ def select_candidates(registry: DeviceRegistry, text: str, area: str | None = No
             if len(chosen) >= limit:
                 return list(chosen.values())
             chosen.setdefault(entity_id, entity)
+    if not chosen and not domains:  # a domain nobody here has ("play music") gets nothing
+        for entity in sorted(
+                (e for e in registry.entities() if e.domain in OVERVIEW_DOMAINS),
+                key=lambda e: (e.area != area, OVERVIEW_DOMAINS.index(e.domain), e.entity_id)
+        )[:limit]:
+            chosen[entity.entity_id] = entity
     return list(chosen.values())
 
 

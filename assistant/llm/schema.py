@@ -92,9 +92,10 @@ def build_output_schema(skills: SkillRegistry, candidates: Sequence[Entity], *,
             "required": ["tool", "args"],
             "additionalProperties": False,
         })
-    calls: dict[str, Any] = {"type": "array", "maxItems": max_calls if variants else 0}
-    if variants:
-        calls["items"] = {"oneOf": variants}
+    # With nothing to act on, "no calls" must be a constant: llama.cpp's converter turns an
+    # item-less array into "any JSON array", whatever maxItems says.
+    calls: dict[str, Any] = {"type": "array", "maxItems": max_calls,
+                             "items": {"oneOf": variants}} if variants else {"const": []}
     schema: dict[str, Any] = {
         "type": "object",
         "properties": {"calls": calls,
