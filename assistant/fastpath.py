@@ -48,6 +48,12 @@ SUPPORTED_INTENTS = frozenset({
     "HassMediaPlayerMute",
 })
 _ALL_WORDS = re.compile(r"\b(all|every|everything|both)\b")
+# Device nouns; said in the singular with a room ("the light in the den") they mean one
+# device, in the plural ("the lights in the den") every one there.
+_DEVICE_NOUNS = ("light", "lamp", "bulb", "fan", "switch", "plug", "outlet", "speaker", "tv",
+                 "television", "valve", "sprinkler", "lock", "door", "heater", "thermostat")
+_PLURAL_NOUN = re.compile(r"\b(" + "|".join(
+    n + ("es" if n.endswith("ch") else "s") for n in _DEVICE_NOUNS) + r")\b")
 _ARTICLE = re.compile(r"^(the|my|our) ")
 # "21°C" -> "21 degrees C": the templates spell the unit as words.
 _DEGREE_SIGN = re.compile(r"\s*°\s*")
@@ -379,10 +385,33 @@ class FastPath:
             found = self._in_place(found, targets)
             if not found:
                 raise _Unresolved(f"I couldn't find {self._describe(targets)}.")
+            if len(found) > 1 and not everything and not _PLURAL_NOUN.search(text.casefold()):
+                return self._one_in_place(found, targets, text, route.prefer_states)
             return [e.entity_id for e in found]
         # No place was said: never all devices of a kind, unless they are all in this room.
         return self._choose(found, targets, speaker_area, route.prefer_states,
                             _Together.SPEAKER_AREA)
+
+    def _one_in_place(self, found: list[Entity], targets: _Targets, text: str,
+                      prefer_states: frozenset[str]) -> list[str]:
+        """A singular request in a room with several fitting devices: the one that is active,
+        the one whose name has the noun said, the room's own ("Den Light"), else ask."""
+        said = set(normalize_name(text).split()) & set(_DEVICE_NOUNS)
+        room = normalize_name(self.registry.area_name(targets.area) or "") if targets.area \
+            else ""
+        narrowings = (
+            lambda e: e.state in prefer_states,
+            lambda e: bool(said & set(normalize_name(e.name).split())),
+            lambda e: bool(room) and room in normalize_name(e.name),
+        )
+        for keep in narrowings:
+            narrowed = [e for e in found if keep(e)]
+            if narrowed:
+                found = narrowed
+            if len(found) == 1:
+                return [found[0].entity_id]
+        raise _Unresolved(self._which_question(found, targets), clarification=True,
+                          candidates=tuple(e.entity_id for e in found))
 
     def _named(self, targets: _Targets, route: _Route) -> tuple[list[Entity], bool]:
         """Devices called ``targets.name`` that the template and tool accept, and whether

@@ -302,3 +302,25 @@ def test_the_light_with_no_room_asks_unless_all_or_the_speaker_room(home: Device
         ("turn_on", {"entity_ids": ["light.bedroom_ceiling"]})]
     [(tool, args)] = calls_of(fast, "turn off all the lights")
     assert tool == "turn_off" and len(args["entity_ids"]) == 4
+
+
+def test_a_singular_request_in_a_room_means_one_device(home: DeviceRegistry) -> None:
+    fast = FastPath(home)
+    # two lights in the kitchen: the room's own "Kitchen Light" is "the light in the kitchen"
+    assert calls_of(fast, "turn on the light in the kitchen") == [
+        ("turn_on", {"entity_ids": ["light.kitchen_light"]})]
+    [(tool, args)] = calls_of(fast, "turn on the lights in the kitchen")
+    assert set(args["entity_ids"]) == {"light.kitchen_light", "light.kitchen_ceiling"}
+
+
+def test_media_in_a_room_goes_to_the_player_that_plays(home: DeviceRegistry) -> None:
+    home.upsert(Entity(entity_id="media_player.den_tv", name="Television", domain="media_player",
+                       area="living_room", state="idle"))
+    home.upsert(Entity(entity_id="media_player.den_speaker", name="Speaker",
+                       domain="media_player", area="living_room", state="playing"))
+    fast = FastPath(home)
+    [(tool, args)] = calls_of(fast, "pause the music in the living room")
+    assert tool == "media" and args["entity_ids"] == ["media_player.den_speaker"]
+    home.update_state("media_player.den_tv", "playing")
+    result = fast.understand("pause in the living room")
+    assert result.clarification and not result.calls
