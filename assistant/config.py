@@ -114,8 +114,6 @@ class UnderstandingConfig(Strict):
     fast_path: bool = True
     # How long a "yes" still confirms a lock/garage/valve/alarm action.
     confirmation_window_s: float = Field(20.0, gt=0, le=300)
-    # How long a follow-up ("and the bedroom too") still refers to the previous turn.
-    conversation_window_s: float = Field(120.0, gt=0)
 
 
 class Config(Strict):

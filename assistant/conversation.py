@@ -161,10 +161,9 @@ class Conversation:
                       state: _ConversationState, hint: str | None) -> ConversationResponse:
         if self.reasoner is None:
             return ConversationResponse("Sorry, I didn't understand that.", success=False)
-        history = tuple(t for t in state.history
-                        if self.clock() - t.at <= self.config.conversation_window_s)
-        try:
-            proposal = await self.reasoner.propose(text, request.area, history, hint)
+        try:  # the reasoner keeps the turns within its own history window
+            proposal = await self.reasoner.propose(text, request.area, tuple(state.history),
+                                                   hint)
         except ReasonerUnavailable as exc:
             return ConversationResponse(f"Sorry, I didn't understand that ({exc}).",
                                         path="llm", success=False)

