@@ -23,14 +23,19 @@ async def spoken(text: str) -> bytes:
     return wav_bytes(pcm, rate)
 
 
-async def test_a_spoken_command_reaches_the_device(broker: Broker, tmp_path: Path) -> None:
-    config = Config(
-        state_dir=tmp_path,
-        mqtt=MqttConfig(host=broker.host, port=broker.port, base_topic="voice-e2e",
-                        client_id="voice-e2e"),
+def voice_config(broker: Broker, state_dir: Path, base_topic: str) -> Config:
+    """Voice on (models and the MQTT voice API), no microphone or speaker, no LLM."""
+    return Config(
+        state_dir=state_dir,
+        mqtt=MqttConfig(host=broker.host, port=broker.port, base_topic=base_topic,
+                        client_id=base_topic),
         llm={"enabled": False},
         voice=VoiceConfig(enabled=True, tts=TtsConfig(output="none")),
     )
+
+
+async def test_a_spoken_command_reaches_the_device(broker: Broker, tmp_path: Path) -> None:
+    config = voice_config(broker, tmp_path, "voice-e2e")
     wav = await spoken("Turn on the kitchen light.")
     async with running_home(config, demo_home(), home_topic="voice-e2e-home") as (house, _):
         sub = await asyncio.create_subprocess_exec(
@@ -54,13 +59,7 @@ async def test_a_spoken_command_reaches_the_device(broker: Broker, tmp_path: Pat
 
 
 async def test_garbage_audio_gets_a_clear_error(broker: Broker, tmp_path: Path) -> None:
-    config = Config(
-        state_dir=tmp_path,
-        mqtt=MqttConfig(host=broker.host, port=broker.port, base_topic="voice-bad",
-                        client_id="voice-bad"),
-        llm={"enabled": False},
-        voice=VoiceConfig(enabled=True, tts=TtsConfig(output="none")),
-    )
+    config = voice_config(broker, tmp_path, "voice-bad")
     async with running_home(config, demo_home(), home_topic="voice-bad-home"):
         client = await asyncio.to_thread(ApiClient, config.mqtt)
         try:
