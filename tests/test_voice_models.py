@@ -12,6 +12,7 @@ import asyncio
 import difflib
 import io
 import json
+import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from types import SimpleNamespace
@@ -59,7 +60,7 @@ from assistant.voice.detect import (
     SpeechStarted,
     WakeWordDetected,
 )
-from assistant.voice.mqtt_api import VoiceMqttApi, request_voice, voice_request_topic
+from assistant.voice.mqtt_api import VoiceMqttApi, voice_request_topic, voice_response_topic
 from assistant.voice.pipeline import PipelineEvent, TranscriptReady, VoicePipeline
 from assistant.voice.service import VoiceService
 from assistant.voice.wyoming_server import WyomingSatelliteServer
@@ -287,6 +288,34 @@ async def test_satellite_streams_a_command_and_hears_the_reply(
 
 
 # -- MQTT voice API and `mimo-home listen` ------------------------------------------------------
+
+async def request_voice(audio: bytes, *, base_topic: str, subscribe: Any,
+                        publish: Any, timeout_s: float = 60.0) -> dict[str, Any]:
+    """The CLI's side of the voice API over the in-memory broker (the real CLI uses
+    ``assistant.api.ApiClient.listen``)."""
+    request_id = uuid.uuid4().hex
+    answered: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+
+    def on_response(message: MqttMessage) -> None:
+        if not answered.done():
+            answered.set_result(message.payload)
+
+    # Subscribed before publishing: the reply cannot arrive before we listen.
+    unsubscribe = subscribe(voice_response_topic(base_topic, request_id), on_response)
+    try:
+        publish(MqttMessage(voice_request_topic(base_topic, request_id), audio, qos=1))
+        try:
+            payload = await asyncio.wait_for(answered, timeout_s)
+        except TimeoutError:
+            raise TimeoutError(f"no voice reply within {timeout_s:.0f} s; is the daemon running "
+                               "with voice enabled?") from None
+    finally:
+        unsubscribe()
+    body = json.loads(payload)
+    if not isinstance(body, dict):
+        raise ValueError(f"unexpected voice reply: {payload[:200]!r}")
+    return body
+
 
 class InMemoryBroker:
     """subscribe/publish with MQTT topic filters, delivering on the event loop like MqttLink."""

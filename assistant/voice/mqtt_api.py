@@ -12,8 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -78,30 +76,3 @@ class VoiceMqttApi:
             body = {"id": request_id, "error": f"internal error: {exc}"}
         self.publish(MqttMessage(voice_response_topic(self.base_topic, request_id),
                                  json.dumps(body).encode(), qos=1))
-
-
-async def request_voice(audio: bytes, *, base_topic: str, subscribe: Subscribe,
-                        publish: Publish, timeout_s: float = 60.0) -> dict[str, Any]:
-    """Client side: send ``audio`` (WAV or raw 16 kHz s16le) and wait for the JSON reply."""
-    request_id = uuid.uuid4().hex
-    answered: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-
-    def on_response(message: MqttMessage) -> None:
-        if not answered.done():
-            answered.set_result(message.payload)
-
-    # Subscribed before publishing: the reply cannot arrive before we listen.
-    unsubscribe = subscribe(voice_response_topic(base_topic, request_id), on_response)
-    try:
-        publish(MqttMessage(voice_request_topic(base_topic, request_id), audio, qos=1))
-        try:
-            payload = await asyncio.wait_for(answered, timeout_s)
-        except TimeoutError:
-            raise TimeoutError(f"no voice reply within {timeout_s:.0f} s; is the daemon running "
-                               "with voice enabled?") from None
-    finally:
-        unsubscribe()
-    body = json.loads(payload)
-    if not isinstance(body, dict):
-        raise ValueError(f"unexpected voice reply: {payload[:200]!r}")
-    return body
