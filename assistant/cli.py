@@ -158,8 +158,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from assistant.evaluation import run_eval_command
+    from assistant.virtual_stack import with_bundled_llm
 
-    config = resolve_config(args.config)
+    config = with_bundled_llm(resolve_config(args.config)) if not args.no_llm \
+        else resolve_config(args.config)
     setup_logging(args.log_level or "WARNING")
     return run_eval_command(config, args)
 

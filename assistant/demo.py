@@ -20,7 +20,7 @@ from assistant.config import Config
 from assistant.daemon import Daemon
 from assistant.embedded_broker import EmbeddedBroker, port_is_open
 from assistant.messages import ConversationRequest
-from assistant.virtual_stack import running_home
+from assistant.virtual_stack import running_home, with_bundled_llm
 from device_adapters.virtual_home import HomeSpec, demo_home, load_home
 
 DEMO_PORT = 1883
@@ -31,15 +31,7 @@ def demo_defaults(config: Config) -> Config:
     takes recordings over MQTT (``mimo-home listen``); it opens no microphone or speaker."""
     voice = config.voice.model_copy(update={
         "enabled": True, "tts": config.voice.tts.model_copy(update={"output": "none"})})
-    config = config.model_copy(update={"voice": voice})
-    if not config.llm.enabled or config.llm.model_path is not None:
-        return config
-    from assistant.llm.models import bundled_test_model
-
-    path = bundled_test_model()
-    if path is None:
-        return config
-    return config.model_copy(update={"llm": config.llm.model_copy(update={"model_path": path})})
+    return with_bundled_llm(config.model_copy(update={"voice": voice}))
 
 
 async def run_demo(config: Config, home: str | None, config_given: bool) -> int:

