@@ -385,7 +385,9 @@ class FastPath:
             found = self._in_place(found, targets)
             if not found:
                 raise _Unresolved(f"I couldn't find {self._describe(targets)}.")
-            if len(found) > 1 and not everything and not _PLURAL_NOUN.search(text.casefold()):
+            # Questions report every device that fits; actions said in the singular act on one.
+            if len(found) > 1 and route.tool != "get_state" and not everything \
+                    and not _PLURAL_NOUN.search(text.casefold()):
                 return self._one_in_place(found, targets, text, route.prefer_states)
             return [e.entity_id for e in found]
         # No place was said: never all devices of a kind, unless they are all in this room.

@@ -324,3 +324,12 @@ def test_media_in_a_room_goes_to_the_player_that_plays(home: DeviceRegistry) -> 
     home.update_state("media_player.den_tv", "playing")
     result = fast.understand("pause in the living room")
     assert result.clarification and not result.calls
+
+
+def test_a_question_about_a_room_reports_every_fitting_sensor(home: DeviceRegistry) -> None:
+    home.upsert(Entity(entity_id="sensor.kitchen_temperature_2", name="Kitchen Temperature 2",
+                       domain="sensor", area="kitchen", device_class="temperature"))
+    fast = FastPath(home)
+    [(tool, args)] = calls_of(fast, "what's the temperature in the kitchen")
+    assert tool == "get_state" and set(args["entity_ids"]) == {
+        "sensor.kitchen_temperature", "sensor.kitchen_temperature_2"}
