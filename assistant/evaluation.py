@@ -55,16 +55,18 @@ class Case:
 class Report:
     outcomes: Counter[str] = field(default_factory=Counter)
     by_category: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
-    by_path: Counter[str] = field(default_factory=Counter)
+    by_path: Counter[str] = field(default_factory=Counter)  # sentences each path handled
+    passed_by_path: Counter[str] = field(default_factory=Counter)
     confirmations_asked: int = 0
     skipped: int = 0
     failures: list[dict[str, Any]] = field(default_factory=list)
 
-    def add(self, category: str, outcome: str, path: str | None = None) -> None:
+    def add(self, category: str, outcome: str, path: str) -> None:
         self.outcomes[outcome] += 1
         self.by_category[category][outcome] += 1
-        if path:
-            self.by_path[path] += 1
+        self.by_path[path] += 1
+        if outcome == "passed":
+            self.passed_by_path[path] += 1
 
     def to_json(self) -> dict[str, Any]:
         total = sum(self.outcomes.values())
@@ -74,9 +76,14 @@ class Report:
             "confirmations_asked": self.confirmations_asked, "skipped": self.skipped,
             "by_category": {c: {"total": sum(v.values()), **{o: v[o] for o in OUTCOMES}}
                             for c, v in sorted(self.by_category.items())},
-            "by_path": {"fast": self.by_path["fast"], "llm": self.by_path["llm"],
-                        **{k: v for k, v in self.by_path.items() if k not in {"fast", "llm"}}},
+            "by_path": _paths(self.by_path), "passed_by_path": _paths(self.passed_by_path),
         }
+
+
+def _paths(counts: Counter[str]) -> dict[str, int]:
+    """fast and llm always; others (confirmation, none) when they occur."""
+    return {"fast": counts["fast"], "llm": counts["llm"],
+            **{k: v for k, v in sorted(counts.items()) if k not in {"fast", "llm"}}}
 
 
 # -- loading tasks ---------------------------------------------------------------------------
@@ -339,7 +346,7 @@ async def _run_case(case: Case, number: int, house: VirtualHome, daemon: Daemon,
     await _wait_for(lambda: all(house.states().get(e) != before.get(e) for e in touched), 1.0)
     await house.wait_quiet(quiet_s=0.05, timeout_s=2)
     outcome = score(case, before, house.states(), asked)
-    report.add(case.category, outcome, path if outcome == "passed" else None)
+    report.add(case.category, outcome, str(path or "none"))
     if outcome != "passed" and len(report.failures) < 2000:
         report.failures.append({"home": case.home.name, "category": case.category,
                                 "sentence": case.sentence, "outcome": outcome,
@@ -421,7 +428,7 @@ def _run_intent_tests(test_file: Path, data: dict[str, Any], registry: Any, lang
                 result = fast.recognize(sentence, area_id)
                 passed = _intent_matches(result, expected, registry)
                 report.add(str(expected.get("name")), "passed" if passed else "failed",
-                           "fast" if passed else None)
+                           "fast" if result is not None else "none")
                 if not passed and len(report.failures) < 2000:
                     report.failures.append({
                         "file": test_file.name, "sentence": sentence,
@@ -507,5 +514,6 @@ def _print_table(summary: dict[str, Any]) -> None:
         print(f"{name:<34}{row['total']:>7}" + "".join(f"{row[o]:>14}" for o in OUTCOMES),
               file=sys.stdout)
     print(f"pass rate {summary['pass_rate']:.1%}; confirmations asked "
-          f"{summary['confirmations_asked']}; by path {summary['by_path']}; "
+          f"{summary['confirmations_asked']}; handled by path {summary['by_path']}, passed "
+          f"{summary['passed_by_path']}; "
           f"skipped {summary['skipped']}; {summary['seconds']} s")

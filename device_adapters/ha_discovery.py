@@ -34,6 +34,7 @@ media_player (best effort)
                                          (case-insensitive, "stopped" means idle)
     volume_state_topic                   volume 0..1
     volume_set_topic                     volume_set publishes round(volume_level, 2)
+    command_topic / payload_on, _off     turn_on / turn_off (power), "ON" / "OFF"
     play_topic / payload_play            media_play, payload default "Play"
     pause_topic / payload_pause          media_pause, "Pause"
     play_pause_topic / payload_play_pause  media_play_pause, "PlayPause"
@@ -651,6 +652,8 @@ _OPTION_DEFAULTS: dict[str, Config] = {
         "state_unlocking": "UNLOCKING",
     },
     "media_player": {
+        "payload_on": "ON",
+        "payload_off": "OFF",
         "payload_play": "Play",
         "payload_pause": "Pause",
         "payload_play_pause": "PlayPause",
@@ -1612,6 +1615,8 @@ _COMMANDS: dict[str, dict[str, _Command]] = {
         "open": _send("payload_open", template="command_template"),
     },
     "media_player": {
+        "turn_on": _send("payload_on"),
+        "turn_off": _send("payload_off"),
         "media_play": _send("payload_play", "play_topic"),
         "media_pause": _send("payload_pause", "pause_topic"),
         "media_play_pause": _send("payload_play_pause", "play_pause_topic"),

@@ -959,3 +959,12 @@ def test_commands_encode_from_the_persisted_registry_after_a_restart(tmp_path: P
         ("tasmota_A1B2C3/cmnd/POWER", b"ON", 1),
     ]
     reopened.close()
+
+
+def test_media_player_power_needs_a_command_topic(hub: Hub) -> None:
+    hub.discover("media_player_office_radio")
+    assert hub.encode("media_player.office_radio", "turn_off") == [("radio/office/power", "OFF")]
+    assert hub.encode("media_player.office_radio", "turn_on") == [("radio/office/power", "ON")]
+    hub.discover("media_player_kitchen_speaker")
+    with pytest.raises(CommandNotSupportedError):
+        hub.encode("media_player.kitchenspeaker", "turn_off")
