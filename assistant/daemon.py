@@ -89,6 +89,7 @@ class Daemon:
         self.stop_requested = asyncio.Event()  # by a signal or a caller
         self._cleanups: list[Callable[[], object]] = []
         self.ready = asyncio.Event()
+        self.voice_error: str | None = None
 
     def _apply_home_config(self) -> None:
         home = self.config.home
@@ -144,12 +145,9 @@ class Daemon:
         self._cleanups.append(self.api.start(self.link.subscribe))
         if self.reasoner is not None:
             self.reasoner.start()  # loads in the background; the fast path serves meanwhile
+            self._cleanups.append(self.reasoner.stop)
         if cfg.voice.enabled:
-            from assistant.voice.service import VoiceService  # heavy: only when configured
-
-            voice = VoiceService(cfg.voice, self.converse, self.registry, self.link)
-            await voice.start()
-            self._cleanups.append(voice.stop)
+            await self._start_voice()
         interval = self.notifier.watchdog_interval()
         if interval:
             self.supervisor.start("watchdog", lambda: self._feed_watchdog(interval))
@@ -159,10 +157,26 @@ class Daemon:
         self.ready.set()
         self.supervisor.start("status", self._report_status)
 
+    async def _start_voice(self) -> None:
+        """Voice is an extra: if its models or devices fail, text keeps working."""
+        from assistant.voice.service import VoiceService  # heavy: only when configured
+
+        voice = VoiceService(self.config.voice, self.converse, self.registry, self.link)
+        try:
+            await voice.start()
+        except Exception as exc:
+            self.voice_error = f"{type(exc).__name__}: {exc}"
+            log.error("voice is off: %s (check the voice: section of the config)",
+                      self.voice_error)
+            await voice.stop()
+            return
+        self._cleanups.append(voice.stop)
+
     def _status_text(self) -> str:
         broker = "connected" if self.link.connected else f"waiting for broker ({self.link.last_error})"
         llm = f", LLM {self.reasoner.status}" if self.reasoner is not None else ""
-        return f"{len(self.registry)} entities, broker {broker}{llm}"
+        voice = f", voice off ({self.voice_error})" if self.voice_error else ""
+        return f"{len(self.registry)} entities, broker {broker}{llm}{voice}"
 
     async def _report_status(self) -> None:
         last = ""
@@ -196,8 +210,6 @@ class Daemon:
             except Exception:
                 log.exception("cleanup failed")
         self._cleanups.clear()
-        if self.reasoner is not None:
-            await self.reasoner.stop()
         await self.supervisor.stop()
         if self.fast_path is not None:
             self.fast_path.close()

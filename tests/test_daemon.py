@@ -15,6 +15,7 @@ import yaml
 
 from assistant.config import load_config
 from assistant.daemon import Daemon
+from assistant.messages import ConversationRequest
 from tests.conftest import Broker
 
 KITCHEN_LIGHT = {
@@ -160,3 +161,47 @@ async def test_ask_without_a_daemon_says_so(tmp_path: Path, broker: Broker) -> N
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     _, err = await asyncio.wait_for(process.communicate(), 30)
     assert process.returncode == 1 and b"no mimo-home daemon is online" in err
+
+
+async def test_systemd_notifications_and_a_broken_voice_setup(
+        tmp_path: Path, broker: Broker) -> None:
+    """READY, WATCHDOG (while healthy) and STOPPING reach systemd; a voice section whose model
+    is missing turns voice off with a clear status, and text keeps working."""
+    import socket
+
+    from assistant.config import Config, MqttConfig
+    from assistant.sdnotify import SystemdNotifier
+    from assistant.voice.config import SttConfig, VoiceConfig
+
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(str(tmp_path / "notify"))
+    notify.setblocking(False)
+    notifier = SystemdNotifier.from_environment(
+        {"NOTIFY_SOCKET": str(tmp_path / "notify"), "WATCHDOG_USEC": "400000"})
+    config = Config(
+        state_dir=tmp_path / "state",
+        mqtt=MqttConfig(host=broker.host, port=broker.port, base_topic="notify-test",
+                        client_id="notify-test"),
+        llm={"enabled": False},
+        voice=VoiceConfig(enabled=True, stt=SttConfig(model_dir=tmp_path / "no-such-model")),
+    )
+    daemon = Daemon(config, notifier=notifier)
+    task = asyncio.create_task(daemon.run())
+    await asyncio.wait_for(daemon.ready.wait(), 30)
+    assert daemon.voice_error is not None and "no-such-model" in daemon.voice_error
+    reply = await asyncio.wait_for(daemon.converse(ConversationRequest("what time is it")), 5)
+    assert reply.reply.startswith("It is")
+    await asyncio.sleep(0.7)  # a few watchdog periods (half of WATCHDOG_USEC each)
+    daemon.request_stop()
+    await asyncio.wait_for(task, 20)
+    messages = []
+    while True:
+        try:
+            messages.append(notify.recv(4096).decode())
+        except BlockingIOError:
+            break
+    notify.close()
+    ready = next(m for m in messages if m.startswith("READY=1"))
+    assert "voice off" in ready
+    assert messages.count("WATCHDOG=1") >= 2
+    assert messages[-1] == "STOPPING=1"

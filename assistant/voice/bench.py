@@ -57,6 +57,10 @@ _TEMPLATES: dict[str, tuple[str, ...]] = {
     "lock": ("Lock the {name}.", "Unlock the {name}."),
     "cover": ("Open the {name}.", "Close the {name}."),
     "climate": ("Set the {name} to {degrees} degrees.",),
+    "media_player": ("Pause the {name}.", "Set the {name} volume to {percent} percent."),
+    "vacuum": ("Start the {name}.", "Send the {name} back to its dock."),
+    "valve": ("Open the {name}.", "Close the {name}."),
+    "sensor": ("What is the {name}?",),
 }
 _PERCENTS = (30, 50, 75, 20)
 _DEGREES = (21, 19, 22)
