@@ -1,7 +1,8 @@
-"""Derived spoken names: what people call a device besides the name it was given.
+"""Derived spoken names: what people call a device or a room besides the name it was given.
 
 The "Smart Speaker" is "the speaker", the "Kitchen Thermostat" in the kitchen is "the
-thermostat", any climate entity is "the heating". The fast path puts these into its ``name``
+thermostat", any climate entity is "the heating"; the "Coastal Garden" is "the garden" and the
+"Living Room/Kitchen" is both "the living room" and "the kitchen". The fast path puts these into its ``name``
 slot list as a second tier: a real name or alias always wins over a derived one, and a derived
 name must come down to a single device (after the room is taken into account) or the user is
 asked which one they meant.
@@ -10,7 +11,8 @@ asked which one they meant.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
 from typing import NamedTuple
 
 from assistant.registry import Entity, normalize_name
@@ -122,3 +124,38 @@ def _shortened(name: str, places: list[str], suffixes: tuple[str, ...]) -> set[s
                 found.add(candidate)
                 todo.append(candidate)
     return found
+
+
+# A room's last word alone that names no room in particular ("the room", "the house").
+_GENERIC_PLACE_WORDS = frozenset({
+    "room", "rooms", "area", "zone", "space", "house", "home", "floor", "level",
+})
+_COMPOUND_PLACE = re.compile(r"\s*(?:/|&|\+|,|\band\b)\s*")
+
+
+def derived_area_names(areas: Mapping[str, Iterable[str]],
+                       taken: frozenset[str] = frozenset()) -> dict[str, set[str]]:
+    """Shorter normalised names per area id (``areas``: id -> its names): each part of a
+    compound name and the trailing words of a longer one. A shorter name is kept only where
+    exactly one area comes down to it and nothing in ``taken`` (the home's own names) or any
+    area's own name is spoken so — "the bedroom" among a master and a guest bedroom stays a
+    question for the templates, never a guess."""
+    own = {normalize_name(n) for names in areas.values() for n in names}
+    claims: dict[str, set[str]] = defaultdict(set)
+    for area_id, names in areas.items():
+        for name in names:
+            parts = [normalize_name(p) for p in _COMPOUND_PLACE.split(name.casefold())]
+            parts = [p for p in parts if p]
+            shorter = set(parts) if len(parts) > 1 else set()
+            for part in parts:
+                words = part.split()
+                if words[-1] not in _GENERIC_PLACE_WORDS:
+                    shorter |= {" ".join(words[i:]) for i in range(1, len(words))}
+            for candidate in shorter:
+                if any(c.isalpha() for c in candidate):
+                    claims[candidate].add(area_id)
+    derived: dict[str, set[str]] = defaultdict(set)
+    for candidate, claimed_by in claims.items():
+        if len(claimed_by) == 1 and candidate not in own and candidate not in taken:
+            derived[next(iter(claimed_by))].add(candidate)
+    return dict(derived)

@@ -147,6 +147,9 @@ def _close(actual: Any, wanted: Any) -> bool:
 
 # device-actions-v2: the sentence says what should happen; we derive it (docs/EVALUATION.md).
 _PERCENT = re.compile(r"(\d+)\s*(%|percent)")
+# Fractions people say instead of a percentage ("dim it to half"), most specific first.
+_SPOKEN_FRACTIONS = ((re.compile(r"\bthree quarters?\b"), 75), (re.compile(r"\bhalf"), 50),
+                     (re.compile(r"\bquarter\b"), 25))
 _NUMBER = re.compile(r"(\d+(?:\.\d+)?)")
 
 
@@ -172,8 +175,10 @@ def derive_action(domain: str, sentence: str) -> tuple[dict[str, Any], Check] | 
 
     percent = _PERCENT.search(s)
     if domain == "light":
-        if percent:
-            pct = int(percent.group(1))
+        pct = int(percent.group(1)) if percent else _spoken_fraction(s)
+        if pct == 0:  # Home Assistant turns a light off at brightness 0
+            return ({"state": "on", "attributes": {"brightness": 128}}, state_is("off"))
+        if pct is not None:
             return ({"state": "off"}, attr_is("brightness", round(pct * 255 / 100)))
         if has("brighter", "brighten", "increase", "raise", "up"):
             return ({"state": "on", "attributes": {"brightness": 128}},
@@ -210,6 +215,10 @@ def derive_action(domain: str, sentence: str) -> tuple[dict[str, Any], Check] | 
     if domain in {"cover", "valve"} and percent:
         return ({"state": "closed"}, attr_is("current_position", int(percent.group(1))))
     return _derive_switching(domain, s, has)
+
+
+def _spoken_fraction(sentence: str) -> int | None:
+    return next((pct for words, pct in _SPOKEN_FRACTIONS if words.search(sentence)), None)
 
 
 def _derive_switching(domain: str, s: str,

@@ -30,7 +30,7 @@ from hassil import Intents, RecognizeResult, TextSlotList, recognize_best
 from hassil.intents import TextSlotValue
 from home_assistant_intents import get_intents
 
-from assistant.aliases import derived_names
+from assistant.aliases import derived_area_names, derived_names
 from assistant.messages import ToolCall
 from assistant.registry import DeviceRegistry, Entity, RegistryChange, normalize_name
 
@@ -256,11 +256,17 @@ class FastPath:
         by_name: dict[str, list[str]] = defaultdict(list)
         by_derived: dict[str, list[str]] = defaultdict(list)
         seen: set[tuple[str, str]] = set()
+        floors = self.registry.floors.values()
+        own_names = frozenset(normalize_name(n) for entity in self.registry.entities()
+                              for n in _spoken_names(entity))
+        floor_names = frozenset(normalize_name(n) for floor in floors
+                                for n in (floor.name, *floor.aliases))
         area_names = {area.id: (area.name, *area.aliases)
                       for area in self.registry.areas.values()}
-        places = frozenset(normalize_name(n) for place in (*self.registry.areas.values(),
-                                                            *self.registry.floors.values())
-                           for n in (place.name, *place.aliases))
+        for area_id, shorter in derived_area_names(area_names, own_names | floor_names).items():
+            area_names[area_id] = (*area_names[area_id], *sorted(shorter))
+        places = floor_names | {normalize_name(n) for names in area_names.values()
+                                for n in names}
         for entity in self.registry.entities():
             # The value carries domain and device class so that templates can require them
             # ("pause {name}" only for media players).
@@ -279,18 +285,17 @@ class FastPath:
                         seen.add((spoken, key))
                         names.append(TextSlotValue.from_tuple((spoken, key, context),
                                                               allow_template=False))
-        areas = [TextSlotValue.from_tuple((spoken, area.id), allow_template=False)
-                 for area in self.registry.areas.values()
-                 for spoken in {area.name, *area.aliases}]
-        floors = [TextSlotValue.from_tuple((spoken, floor.id), allow_template=False)
-                  for floor in self.registry.floors.values()
-                  for spoken in {floor.name, *floor.aliases}]
+        areas = [TextSlotValue.from_tuple((spoken, area_id), allow_template=False)
+                 for area_id, spoken_names in area_names.items()
+                 for spoken in set(spoken_names)]
+        floor_values = [TextSlotValue.from_tuple((spoken, floor.id), allow_template=False)
+                        for floor in floors for spoken in {floor.name, *floor.aliases}]
         self._by_name = dict(by_name)
         self._by_derived_name = dict(by_derived)
         return {
             "name": TextSlotList(name="name", values=names),
             "area": TextSlotList(name="area", values=areas),
-            "floor": TextSlotList(name="floor", values=floors),
+            "floor": TextSlotList(name="floor", values=floor_values),
         }
 
     # -- recognition ---------------------------------------------------------------------

@@ -52,3 +52,7 @@ def test_derived_actions_follow_the_sentence() -> None:
     setup, check = derive_action("valve", "stop the sprinkler")
     assert setup == {"state": "open"} and check(None, EntityState("closed", {}))
     assert derive_action("switch", "what about the kettle") is None
+    setup, check = derive_action("light", "dim the lamp to half brightness")
+    assert setup == {"state": "off"} and check(None, EntityState("on", {"brightness": 128}))
+    setup, check = derive_action("light", "set the lamp to 0%")
+    assert setup["state"] == "on" and check(None, EntityState("off", {}))

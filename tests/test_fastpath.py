@@ -2,7 +2,7 @@
 
 import pytest
 
-from assistant.aliases import derived_names
+from assistant.aliases import derived_area_names, derived_names
 from assistant.fastpath import FastPath, _merge
 from assistant.registry import Area, DeviceRegistry, Entity, Floor
 
@@ -333,3 +333,27 @@ def test_a_question_about_a_room_reports_every_fitting_sensor(home: DeviceRegist
     [(tool, args)] = calls_of(fast, "what's the temperature in the kitchen")
     assert tool == "get_state" and set(args["entity_ids"]) == {
         "sensor.kitchen_temperature", "sensor.kitchen_temperature_2"}
+
+
+def test_derived_area_names() -> None:
+    areas = {"studio": ["Living Room/Kitchen"], "garden": ["Coastal Garden"],
+             "guest": ["Guest Bedroom"], "master": ["Master Bedroom"], "pool": ["Pool House"]}
+    derived = derived_area_names(areas, taken=frozenset({"pool"}))
+    assert derived["studio"] == {"living room", "kitchen"}
+    assert derived["garden"] == {"garden"}
+    # "bedroom" fits two rooms, "house" is any room, "pool" is a device's name
+    assert "guest" not in derived and "master" not in derived and "pool" not in derived
+
+
+def test_part_of_a_room_name_finds_the_room(home: DeviceRegistry) -> None:
+    home.set_area(Area(id="coastal_garden", name="Coastal Garden"))
+    home.set_area(Area(id="studio", name="Den/Study"))
+    home.upsert(Entity(entity_id="light.path", name="Path Light", domain="light",
+                       area="coastal_garden", state="off"))
+    home.upsert(Entity(entity_id="light.desk", name="Desk Lamp", domain="light",
+                       area="studio", state="off"))
+    fast = FastPath(home)
+    assert calls_of(fast, "turn on the light in the garden") == [
+        ("turn_on", {"entity_ids": ["light.path"]})]
+    assert calls_of(fast, "turn off the study light") == [
+        ("turn_off", {"entity_ids": ["light.desk"]})]
