@@ -100,7 +100,26 @@ def derived_names(entity: Entity, area_names: Iterable[str],
     shorter = {s for s in shorter
                if s not in _AREA_KIND_WORDS and any(c.isalpha() for c in s)}
     kinds = {word for kind in _KINDS if kind.applies(entity, own) for word in kind.words}
-    return (shorter | kinds) - own - reserved
+    return (shorter | kinds | _plurals(own, places, reserved)) - own - reserved
+
+
+def _plurals(names: set[str], places: list[str], reserved: frozenset[str]) -> set[str]:
+    """"the smart curtains" for the "Smart Curtain"; not where the name is a room plus a kind
+    ("the kitchen lights" are every light in the kitchen)."""
+    found = set()
+    for name in names:
+        head, _, last = name.rpartition(" ")
+        if head and head not in places and head not in reserved and last.isalpha():
+            found.add(f"{head} {_plural(last)}")
+    return found
+
+
+def _plural(word: str) -> str:
+    if word.endswith(("s", "x", "ch", "sh")):
+        return word + "es"
+    if word.endswith("y") and word[-2:-1] not in "aeiou":
+        return word[:-1] + "ies"
+    return word + "s"
 
 
 def _shortened(name: str, places: list[str], suffixes: tuple[str, ...]) -> set[str]:

@@ -151,6 +151,8 @@ def test_derived_names() -> None:
     assert "reading" in derived("Reading Lamp", "light", "Lounge")
     # A bare "light" or an area's name would turn "the kitchen lights" into one device.
     assert derived("Kitchen Light", "light", "Kitchen") == set()
+    assert "smart curtains" in derived("Smart Curtain", "cover", "Den")
+    assert "ceiling lights" in derived("Ceiling Light", "light", "Den")
     assert derived("Den Lamp", "light", "Den") == set()
     assert derived("Den Temperature", "sensor", "Den") == set()
     # an air conditioner that cannot heat is not "the heating"
