@@ -11,8 +11,9 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from amqtt.broker import Broker
 
@@ -33,6 +34,19 @@ def free_loopback_port() -> int:
         return sock.getsockname()[1]
 
 
+class _SubscriptionTable(dict[str, Any]):
+    """amqtt 0.12.1 walks its subscription table across awaits (setting up a newcomer,
+    broadcasting); a client subscribing or leaving meanwhile raises "dictionary changed size
+    during iteration" there and the newcomer is dropped. Walking a snapshot is safe: a
+    subscription made meanwhile is served by its own SUBSCRIBE."""
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(dict.keys(self)))
+
+    def items(self) -> list[tuple[str, Any]]:  # type: ignore[override]
+        return list(dict.items(self))
+
+
 class EmbeddedBroker:
     def __init__(self, port: int, host: str = "127.0.0.1") -> None:
         if host not in {"127.0.0.1", "localhost", "::1"}:
@@ -44,6 +58,7 @@ class EmbeddedBroker:
             "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin":
                         {"allow_anonymous": True}},
         })
+        self._broker._subscriptions = _SubscriptionTable()
 
     async def start(self) -> None:
         await self._broker.start()
