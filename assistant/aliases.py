@@ -2,10 +2,11 @@
 
 The "Smart Speaker" is "the speaker", the "Kitchen Thermostat" in the kitchen is "the
 thermostat", any climate entity is "the heating"; the "Coastal Garden" is "the garden" and the
-"Living Room/Kitchen" is both "the living room" and "the kitchen". The fast path puts these into its ``name``
-slot list as a second tier: a real name or alias always wins over a derived one, and a derived
-name must come down to a single device (after the room is taken into account) or the user is
-asked which one they meant.
+"Living Room/Kitchen" is both "the living room" and "the kitchen". The fast path puts device
+names into its ``name`` slot list as a second tier: a real name or alias always wins over a
+derived one, and a derived name must come down to a single device (after the room is taken
+into account) or the user is asked which one they meant. Room names join the ``area`` list
+only where they fit one room.
 """
 
 from __future__ import annotations

@@ -40,8 +40,8 @@ async def test_clients_that_come_and_go_together_are_all_served() -> None:
     port = free_loopback_port()
     broker = EmbeddedBroker(port)
     await asyncio.wait_for(broker.start(), TIMEOUT)
+    publisher = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="status-owner")
     try:
-        publisher = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="status-owner")
         await asyncio.to_thread(publisher.connect, "127.0.0.1", port)
         publisher.loop_start()
         # A subscriber with many retained messages under its filter, like the daemon's
@@ -54,8 +54,8 @@ async def test_clients_that_come_and_go_together_are_all_served() -> None:
         results = await asyncio.wait_for(asyncio.gather(*(
             asyncio.to_thread(a_new_client_is_served, port)
             for _ in range(64))), TIMEOUT * 3)
+    finally:
         publisher.disconnect()
         publisher.loop_stop()
-    finally:
         await asyncio.wait_for(broker.stop(), TIMEOUT)
     assert all(results), f"{results.count(False)} of {len(results)} clients were dropped"
