@@ -141,9 +141,10 @@ def cmd_bench_nlu(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"entities": result}))
     else:
-        print(f"{'entities':>8} {'median_ms':>10} {'p95_ms':>8}  utterances")
+        print(f"{'entities':>8} {'median_ms':>10} {'p95_ms':>8} {'first_ms':>9}  utterances")
         for size, row in result.items():
-            print(f"{size:>8} {row['median_ms']:>10.2f} {row['p95_ms']:>8.2f}  {row['samples']}")
+            print(f"{size:>8} {row['median_ms']:>10.2f} {row['p95_ms']:>8.2f} "
+                  f"{row['first_median_ms']:>9.2f}  {row['samples']}")
     return 0
 
 
@@ -218,7 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench_sub = bench.add_subparsers(dest="bench_command", required=True)
     nlu = bench_sub.add_parser("nlu", parents=[common], help="fast-path latency")
     nlu.add_argument("--json", action="store_true")
-    nlu.add_argument("--repeats", type=int, default=5)
+    nlu.add_argument("--repeats", type=int, default=20)
     nlu.set_defaults(func=cmd_bench_nlu)
     llm = bench_sub.add_parser("llm", parents=[common],
                                help="LLM latency, prompt-cache effect and output validity")

@@ -33,6 +33,7 @@ from home_assistant_intents import get_intents
 from assistant.aliases import derived_area_names, derived_names
 from assistant.messages import ToolCall
 from assistant.registry import DeviceRegistry, Entity, RegistryChange, normalize_name
+from assistant.template_filter import TemplateFilter
 
 log = logging.getLogger(__name__)
 
@@ -237,6 +238,7 @@ class FastPath:
         self.language = language
         self._intents = _load_intents(language)
         self._slot_lists: dict[str, TextSlotList] | None = None
+        self._template_filter: TemplateFilter | None = None
         # spoken name (normalised) -> entity ids: own names first, derived names second
         self._by_name: dict[str, list[str]] = {}
         self._by_derived_name: dict[str, list[str]] = {}
@@ -301,10 +303,12 @@ class FastPath:
     # -- recognition ---------------------------------------------------------------------
 
     def recognize(self, text: str, area: str | None = None) -> RecognizeResult | None:
-        if self._slot_lists is None:
+        if self._slot_lists is None or self._template_filter is None:
             started = time.perf_counter()
             self._slot_lists = self._build_slot_lists()
-            log.debug("slot lists rebuilt in %.1f ms",
+            self._template_filter = TemplateFilter(self._intents, self._slot_lists,
+                                                   self.language)
+            log.debug("slot lists and template filter rebuilt in %.1f ms",
                       (time.perf_counter() - started) * 1000)
         context: dict[str, Any] = {}
         if area and (known := self.registry.areas.get(area)):
@@ -312,7 +316,7 @@ class FastPath:
         # Case-folded: our templates' ``required_keywords`` compare words as written.
         text = _DEGREE_SIGN.sub(" degrees ", text).casefold()
         return recognize_best(
-            text, self._intents, slot_lists=self._slot_lists,
+            text, self._template_filter.intents_for(text), slot_lists=self._slot_lists,
             intent_context=context, language=self.language, best_slot_name="name",
         )
 

@@ -359,3 +359,12 @@ def test_part_of_a_room_name_finds_the_room(home: DeviceRegistry) -> None:
         ("turn_on", {"entity_ids": ["light.path"]})]
     assert calls_of(fast, "turn off the study light") == [
         ("turn_off", {"entity_ids": ["light.desk"]})]
+
+
+def test_nlu_bench_reports_its_figures() -> None:
+    from assistant.bench import run_nlu_bench
+
+    figures = run_nlu_bench(sizes=(50,), repeats=1)["50"]
+    assert figures["samples"] == figures["matched"] == 10
+    assert 0 < figures["median_ms"] <= figures["p95_ms"]
+    assert figures["first_median_ms"] > 0
