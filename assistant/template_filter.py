@@ -280,8 +280,11 @@ class _Analysis:
             branches = [self._required_lists(item, depth + 1) for item in expression.items]
             if not all(branches):  # a branch that needs no list matches without one
                 return set()
-            # One branch matches, so one list of one branch's smallest clause is there.
-            return {frozenset().union(*(min(branch, key=len) for branch in branches))}
+            # What every branch needs is needed; and one branch matches, so one list of one
+            # branch's smallest clause is there.
+            smallest = (min(branch, key=lambda clause: (len(clause), sorted(clause)))
+                        for branch in branches)
+            return set.intersection(*branches) | {frozenset().union(*smallest)}
         if isinstance(expression, Group):  # sequence or permutation: every item must match
             return set().union(*(self._required_lists(item, depth + 1)
                                  for item in expression.items))

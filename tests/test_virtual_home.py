@@ -270,10 +270,11 @@ async def test_discovery_configs_are_retained_json_with_home_assistant_options(
             assert configs[entity_id].items() >= options.items(), entity_id
         assert "set_position_topic" not in configs["cover.garage_door"]
 
-        await until(lambda: observer.payload(f"{base}/climate/thermostat/temperature") == "21")
+        # the simulator's own availability is announced last, so by then every state is in
+        await until(lambda: observer.payload(f"{base}/availability") == "online")
+        assert observer.payload(f"{base}/climate/thermostat/temperature") == "21"
         assert observer.matching(f"{base}/climate/thermostat/temperature")[
             f"{base}/climate/thermostat/temperature"].retain
-        assert observer.payload(f"{base}/availability") == "online"
         assert observer.payload(f"{base}/lock/front_door/availability") == "online"
         assert json.loads(observer.payload(f"{base}/light/kitchen/state") or "") == {"state": "OFF"}
         assert observer.payload(f"{base}/cover/living_room_blinds/position") == "100"
