@@ -32,13 +32,13 @@ from hassil.expression import (
 )
 from hassil.intents import IntentData, RangeFractionType, RangeSlotList, SlotList, TextSlotList
 from hassil.numbers import get_rbnf_engine
+# how hassil's matcher reads "living-room" as "living room" when the plain text fails
+from hassil.string_matcher import BREAK_WORDS_TABLE
 from hassil.util import (
     PUNCTUATION_STR, check_excluded_context, check_required_context, normalize_for_matching,
     remove_skip_words,
 )
 
-# hassil's matcher reads "living-room" as "living room" when the plain text fails
-_BREAK_WORDS = str.maketrans("-_", "  ")
 # Rules nest only a few levels deep; past this a template is simply kept.
 _MAX_DEPTH = 32
 # Distinct combinations of lists and endings seen; each keeps a reduced copy of the intents.
@@ -177,7 +177,7 @@ class TemplateFilter:
         normalized = normalize_for_matching(text).text
         without_skip_words = remove_skip_words(normalized, self._intents.skip_words, False)
         forms = {form.strip().casefold() for form in (normalized, without_skip_words)}
-        return tuple(forms | {form.translate(_BREAK_WORDS) for form in forms})
+        return tuple(forms | {form.translate(BREAK_WORDS_TABLE) for form in forms})
 
     def _keep(self, present: tuple[frozenset[str], ...], endings: frozenset[str]) -> Intents:
         intents = {}
@@ -238,7 +238,7 @@ def _number_words(language: str, start: int, stop: int, step: int,
         range_list = RangeSlotList(None, start, stop, step, fraction_type=fraction_type)
         return tuple({words for number in range_list.get_numbers()
                       for spoken in engine.format_number(number).text_by_ruleset.values()
-                      for words in (spoken, spoken.translate(_BREAK_WORDS))})
+                      for words in (spoken, spoken.translate(BREAK_WORDS_TABLE))})
     except ValueError:
         return ()
 
