@@ -5,7 +5,7 @@ from __future__ import annotations
 import statistics
 import time
 
-from assistant.fastpath import FastPath, FastPathResult
+from assistant.understanding.fastpath import FastPath, FastPathResult
 from assistant.registry import Area, DeviceRegistry, Entity
 
 ROOMS = ["Kitchen", "Living Room", "Bedroom", "Bathroom", "Office", "Hallway", "Garage",

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from assistant.config import UnderstandingConfig
-from assistant.fastpath import FastPath
+from assistant.understanding.fastpath import FastPath
 from assistant.messages import (
     Action,
     ConversationRequest,

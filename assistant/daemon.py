@@ -20,7 +20,7 @@ from assistant.api import ConversationApi
 from assistant.config import Config
 from assistant.conversation import Conversation, Reasoner
 from assistant.devices import DeviceGateway
-from assistant.fastpath import FastPath
+from assistant.understanding.fastpath import FastPath
 from assistant.messages import ConversationRequest, ConversationResponse
 from assistant.mqtt_link import MqttLink
 from assistant.registry import Area, DeviceRegistry, EntityPatch, Floor

@@ -421,7 +421,7 @@ def _intent_registry(fixtures: dict[str, Any]) -> Any:
 
 def _run_intent_tests(test_file: Path, data: dict[str, Any], registry: Any, language: str,
                       intent_name: str | None, remaining: list[int], report: Report) -> None:
-    from assistant.fastpath import FastPath
+    from assistant.understanding.fastpath import FastPath
 
     fast = FastPath(registry, language)
     try:

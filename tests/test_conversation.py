@@ -6,7 +6,7 @@ import pytest
 
 from assistant.config import UnderstandingConfig
 from assistant.conversation import Conversation, Proposal, ReasonerUnavailable, Turn
-from assistant.fastpath import FastPath
+from assistant.understanding.fastpath import FastPath
 from assistant.messages import ConversationRequest, EntityCommand, ToolCall
 from assistant.registry import Area, DeviceRegistry, Entity
 from skills.base import SkillRegistry

@@ -2,8 +2,8 @@
 
 import pytest
 
-from assistant.aliases import derived_area_names, derived_names
-from assistant.fastpath import FastPath, _merge
+from assistant.understanding.aliases import derived_area_names, derived_names
+from assistant.understanding.fastpath import FastPath, _merge
 from assistant.registry import Area, DeviceRegistry, Entity, Floor
 
 

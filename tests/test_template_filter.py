@@ -10,7 +10,7 @@ from hassil.expression import (
 )
 from hassil.intents import RangeSlotList, SlotList, TextSlotList
 
-from assistant.fastpath import FastPath
+from assistant.understanding.fastpath import FastPath
 from assistant.registry import Area, DeviceRegistry, Entity, Floor
 
 

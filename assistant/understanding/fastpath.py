@@ -6,7 +6,7 @@ device class), with the speaker's area as context; when a name could mean severa
 different rooms the answer is a question, never a guess.
 
 Besides each device's own names, the ``name`` list holds derived ones ("the speaker", "the
-heating", see ``assistant.aliases``); those must point at exactly one device once the room is
+heating", see ``assistant.understanding.aliases``); those must point at exactly one device once the room is
 taken into account. Our own templates (``data/sentences_<lang>.yaml``) add common phrasings the
 upstream set lacks, including commands without any target ("pause", "louder"), which go to the
 one device that can be meant or else to a question.
@@ -30,10 +30,10 @@ from hassil import Intents, RecognizeResult, TextSlotList, recognize_best
 from hassil.intents import TextSlotValue
 from home_assistant_intents import get_intents
 
-from assistant.aliases import derived_area_names, derived_names
+from assistant.understanding.aliases import derived_area_names, derived_names
 from assistant.messages import ToolCall
 from assistant.registry import DeviceRegistry, Entity, RegistryChange, normalize_name
-from assistant.template_filter import TemplateFilter
+from assistant.understanding.template_filter import TemplateFilter
 
 log = logging.getLogger(__name__)
 

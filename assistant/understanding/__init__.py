@@ -1,0 +1,1 @@
+"""Understanding utterances without the reasoning model: the fast path and its helpers."""
