@@ -1,7 +1,8 @@
 """The text API over MQTT (documented in docs/API.md).
 
 Request  ``<base>/conversation/request``:  ``{"id": "...", "text": "...",
-          "conversation_id": "...", "area": "..."}`` (id and text required)
+          "conversation_id": "...", "area": "...", "confirmation_id": "..."}`` (id and text
+          required)
 Response ``<base>/conversation/response/<id>``: the ConversationResponse as JSON plus ``id``
          (``{"id":..., "error": "..."}`` when the request itself was unusable).
 """
@@ -20,6 +21,7 @@ from typing import Any
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_core import ErrorDetails
 
 from assistant.config import MqttConfig
 from assistant.messages import ConversationRequest, ConversationResponse, MqttMessage
@@ -36,6 +38,30 @@ class ApiRequest(BaseModel):
     text: str = Field(max_length=2000)
     conversation_id: str | None = Field(None, max_length=128)
     area: str | None = Field(None, max_length=128)
+    # The id of the question being answered: a "yes" for another question confirms nothing.
+    confirmation_id: str | None = Field(None, max_length=64)
+
+
+def describe_bad_request(exc: ValidationError) -> str:
+    """What is wrong with a request, one plain sentence per field (for people, not parsers)."""
+    return "\n".join(_describe_field_error(error) for error in exc.errors())
+
+
+def _describe_field_error(error: ErrorDetails) -> str:
+    field = ".".join(str(part) for part in error["loc"])
+    if error["type"] == "string_too_long":
+        size = f"{len(error['input']):,} characters; the most is {error['ctx']['max_length']:,}"
+        if field == "text":
+            return f"That request is too long ({size}). Please say it shorter."
+        return f"{field} is too long ({size})."
+    if error["type"] == "missing":
+        return f"The request has no {field}."
+    if error["type"] == "extra_forbidden":
+        return (f"{field} is not part of a request (it takes "
+                f"{', '.join(ApiRequest.model_fields)}).")
+    if error["type"] == "string_type":
+        return f"{field} must be a string."
+    return f"{field}: {error['msg']}."
 
 
 def request_topic(base: str) -> str:
@@ -90,7 +116,7 @@ class ConversationApi:
             log.warning("bad conversation request on %s: %s", message.topic, exc)
             request_id = body.get("id") if isinstance(body, dict) else None
             if isinstance(request_id, str) and REQUEST_ID.match(request_id):
-                self._reply(request_id, {"id": request_id, "error": f"bad request: {exc}"})
+                self._reply(request_id, {"id": request_id, "error": describe_bad_request(exc)})
             return
         task = asyncio.get_running_loop().create_task(self._serve(request))
         self._tasks.add(task)
@@ -99,7 +125,8 @@ class ConversationApi:
     async def _serve(self, request: ApiRequest) -> None:
         try:
             response = await self.converse(ConversationRequest(
-                request.text, request.conversation_id, request.area))
+                request.text, request.conversation_id, request.area,
+                request.confirmation_id))
             body = {"id": request.id, **response.to_json()}
         except Exception as exc:  # the requester must always get an answer
             log.exception("conversation request %s failed", request.id)
@@ -153,10 +180,10 @@ class ApiClient:
                 f"(base topic {config.base_topic!r}; status: {self._daemon_status or 'none'})")
 
     def ask(self, text: str, *, conversation_id: str | None = None, area: str | None = None,
-            timeout: float = 60.0) -> dict[str, Any]:
+            confirmation_id: str | None = None, timeout: float = 60.0) -> dict[str, Any]:
         request_id = uuid.uuid4().hex
         body = {"id": request_id, "text": text, "conversation_id": conversation_id,
-                "area": area}
+                "area": area, "confirmation_id": confirmation_id}
         payload = json.dumps({k: v for k, v in body.items() if v is not None}).encode()
         return self._request(request_topic(self.config.base_topic), payload, request_id,
                              timeout)

@@ -10,7 +10,13 @@ import os
 import sys
 from pathlib import Path
 
-from assistant.config import DEFAULT_CONFIG_PATH, Config, ConfigError, load_config
+from assistant.config import (
+    DEFAULT_CONFIG_PATH,
+    Config,
+    ConfigError,
+    apply_env_overrides,
+    load_config,
+)
 from assistant.llm.bench import add_bench_llm_arguments
 from assistant.llm.models import add_model_arguments
 from assistant.voice.commands import add_bench_voice_arguments, add_listen_arguments
@@ -36,8 +42,17 @@ def resolve_config(path: str | None, *, allow_demo: bool = False) -> Config:
     if chosen is None and allow_demo:
         demo = _running_demo()
         if demo is not None:
+            # As everywhere, the environment wins: MIMO_HOME__MQTT__PORT=... beats the demo.
+            demo = {key: value for key, value in demo.items()
+                    if key not in mqtt_env_overrides()}
             config = config.model_copy(update={"mqtt": config.mqtt.model_copy(update=demo)})
     return config
+
+
+def mqtt_env_overrides() -> dict[str, object]:
+    """The ``mqtt`` keys the environment sets (``MIMO_HOME__MQTT__<KEY>``)."""
+    section = apply_env_overrides({}, os.environ).get("mqtt")
+    return section if isinstance(section, dict) else {}
 
 
 def _running_demo() -> dict[str, object] | None:

@@ -8,14 +8,17 @@ file (``mqtt.password_file``) or the ``MIMO_HOME__MQTT__PASSWORD`` variable.
 
 from __future__ import annotations
 
+import difflib
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from types import UnionType
+from typing import Any, Literal, Union, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
+from assistant.device_data import DeviceLimits
 from assistant.llm.config import LlmConfig
 from assistant.voice.config import VoiceConfig
 
@@ -47,7 +50,9 @@ class MqttConfig(Strict):
     base_topic: str = Field("mimo-home", min_length=1)
     reconnect_min_s: float = Field(1.0, gt=0)
     reconnect_max_s: float = Field(30.0, gt=0)
-    # Commands issued while the broker is away wait here, in order, up to these bounds.
+    # Commands issued while the broker is away wait here, in order, up to these bounds; a
+    # command older than queue_max_age_s is dropped, also when paho would re-send it after
+    # a reconnect because the broker never acknowledged it.
     queue_max: int = Field(100, ge=1, le=10_000)
     queue_max_age_s: float = Field(30.0, gt=0)
 
@@ -83,6 +88,9 @@ class EntityOverride(Strict):
     name: str | None = None
     aliases: list[str] = []
     area: str | None = None
+    # true: always ask before acting on it; false: lift a mark that came from its name or
+    # its topics only (locks, alarms, valves, garage doors and gates always ask).
+    sensitive: bool | None = None
 
 
 class HomeConfig(Strict):
@@ -100,6 +108,24 @@ class HomeConfig(Strict):
         return self
 
 
+class ExposureRule(Strict):
+    entities: list[str] = []
+    domains: list[str] = []
+    areas: list[str] = []  # area ids
+    entity_categories: list[Literal["config", "diagnostic"]] = []
+
+
+class ExposureConfig(Strict):
+    """Which entities the assistant may see and touch. An entity id named in ``exclude`` is
+    hidden and one named in ``include`` is shown, whatever else matches; then anything
+    matching ``exclude`` is hidden; a non-empty ``include`` shows only what it matches."""
+
+    include: ExposureRule = ExposureRule()
+    exclude: ExposureRule = ExposureRule(entity_categories=["config", "diagnostic"])
+    # Entities whose device says ``enabled_by_default: false`` stay hidden unless included.
+    expose_disabled_by_default: bool = False
+
+
 class HaDiscoveryConfig(Strict):
     enabled: bool = True
     prefix: str = "homeassistant"
@@ -107,6 +133,8 @@ class HaDiscoveryConfig(Strict):
 
 class AdaptersConfig(Strict):
     ha_discovery: HaDiscoveryConfig = HaDiscoveryConfig()
+    # What devices may send: payload sizes, entity/area/alias/attribute counts, text lengths.
+    limits: DeviceLimits = DeviceLimits()
 
 
 class UnderstandingConfig(Strict):
@@ -114,6 +142,8 @@ class UnderstandingConfig(Strict):
     fast_path: bool = True
     # How long a "yes" still confirms a lock/garage/valve/alarm action.
     confirmation_window_s: float = Field(20.0, gt=0, le=300)
+    # How long a reply waits for the devices to report the state a command asked for.
+    report_wait_s: float = Field(1.5, ge=0, le=30)
 
 
 class Config(Strict):
@@ -122,6 +152,7 @@ class Config(Strict):
     mqtt: MqttConfig = MqttConfig()
     home: HomeConfig = HomeConfig()
     adapters: AdaptersConfig = AdaptersConfig()
+    exposure: ExposureConfig = ExposureConfig()
     understanding: UnderstandingConfig = UnderstandingConfig()
     llm: LlmConfig = LlmConfig()
     voice: VoiceConfig = VoiceConfig()
@@ -186,10 +217,34 @@ def describe_validation_error(exc: ValidationError) -> list[str]:
     for error in exc.errors():
         where = ".".join(str(part) for part in error["loc"]) or "(top level)"
         if error["type"] == "extra_forbidden":
-            problems.append(f"{where}: unknown key")
+            problems.append(f"{where}: unknown key{_closest_key_hint(error['loc'])}")
             continue
         expected = error["msg"]
         got = error.get("input")
         shown = "" if isinstance(got, dict) or got is None else f" (got {got!r})"
         problems.append(f"{where}: {expected}{shown}")
     return problems
+
+
+def _closest_key_hint(loc: tuple[int | str, ...]) -> str:
+    """' (did you mean port?)' for mqtt.portt: the nearest field name at that path."""
+    known = _field_names_at(Config, loc[:-1])
+    close = difflib.get_close_matches(str(loc[-1]), known, n=1)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+def _field_names_at(annotation: Any, path: tuple[int | str, ...]) -> list[str]:
+    """The field names of the model found by following ``path`` (field names, list indexes,
+    mapping keys) from ``annotation``; empty where the path leads to no model."""
+    origin = get_origin(annotation)
+    if origin in (Union, UnionType):
+        return [name for arg in get_args(annotation) for name in _field_names_at(arg, path)]
+    if origin is not None:  # list[X], dict[str, X]: an index or a key leads to X
+        args = get_args(annotation)
+        return _field_names_at(args[-1], path[1:]) if path and args else []
+    if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+        return []
+    if not path:
+        return list(annotation.model_fields)
+    field = annotation.model_fields.get(str(path[0]))
+    return _field_names_at(field.annotation, path[1:]) if field else []

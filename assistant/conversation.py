@@ -1,5 +1,10 @@
 """Understanding and execution of one utterance: fast path first, the LLM on no match or
-ambiguity, one executor for both, and the confirmation window for sensitive devices."""
+ambiguity, one executor for both, and the confirmation window for sensitive devices.
+
+What the LLM proposes runs only for targets the request grounds (``assistant/llm/grounding``);
+the rest becomes a question. A question's "yes" is bound to it: its conversation, its id,
+its devices; it expires and is consumed once.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +12,13 @@ import asyncio
 import logging
 import re
 import time
+import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Protocol
+from dataclasses import dataclass, field, replace
+from typing import Literal, Protocol
 
 from assistant.config import UnderstandingConfig
-from assistant.understanding.fastpath import FastPath
+from assistant.llm.grounding import Grounding, is_question
 from assistant.messages import (
     Action,
     ConversationRequest,
@@ -20,21 +26,46 @@ from assistant.messages import (
     ToolCall,
     UnderstandingPath,
 )
-from assistant.mqtt_link import PublishQueueFullError
-from assistant.registry import DeviceRegistry
-from device_adapters.base import CommandNotSupportedError
+from assistant.mqtt_link import BrokerUnreachableError
+from assistant.registry import DeviceRegistry, normalize_name
+from assistant.safety import SECRET_MARK, SafetyPolicy, extract_secrets, redact
+from assistant.understanding.fastpath import FastPath
+from device_adapters.base import CommandNotSupportedError, ReportWait
 from skills.base import CommandSink, SkillRegistry, ToolContext, ToolValidationError
 
 log = logging.getLogger(__name__)
 
-_YES = re.compile(r"^(yes|yeah|yep|yup|sure|confirm(ed)?|do it|go ahead|ok(ay)?|correct|"
-                  r"please do|yes please|affirmative)\b")
-_NO = re.compile(r"^(no|nope|cancel|don'?t|do not|stop|never ?mind|abort)\b")
+# An answer to a confirmation question is "yes" only when every word is one of these.
+_YES_WORDS = frozenset("yes yeah yep yup sure ok okay confirm confirmed correct affirmative "
+                       "absolutely definitely".split())
+_YES_PHRASES = re.compile(r"\b(do it|go ahead|please do)\b")
+_YES_FILLERS = frozenset("please do it go ahead thanks thank you that s fine".split())
+_NO_WORDS = frozenset("no nope nah not don t dont never cancel stop abort wait hold mind "
+                      "nevermind negative actually but later undo".split())
+_CAPABILITIES = re.compile(r"^(what (else )?can (you|i) (do|say|ask)|what are you able to do|"
+                           r"what do you do|how can you help|help( me)?)\b")
+_CANNOT = "Sorry, I can't do that yet."
+MAX_GUESSES = 3  # at most this many unnamed devices are offered in one question
+
+Answer = Literal["yes", "no", "mixed"]
+
+
+def classify_answer(text: str) -> Answer | None:
+    """"yes" only when unambiguous; "no" for a refusal; "mixed" for an answer that mixes
+    or takes back; None when the text is no answer at all (a new request)."""
+    words = re.findall(r"[a-z]+", text.casefold())
+    has_yes = bool(_YES_WORDS & set(words)) or bool(_YES_PHRASES.search(" ".join(words)))
+    has_no = bool(_NO_WORDS & set(words))
+    if has_yes and not has_no:
+        return "yes" if set(words) <= _YES_WORDS | _YES_FILLERS else "mixed"
+    if has_no:
+        return "mixed" if has_yes else "no"
+    return None
 
 
 @dataclass(frozen=True, slots=True)
 class Turn:
-    """One finished exchange, kept so follow-ups can refer back to it."""
+    """One finished exchange, kept so follow-ups can refer back to it (secrets redacted)."""
 
     text: str
     calls: tuple[ToolCall, ...]
@@ -69,10 +100,19 @@ class ReasonerUnavailable(RuntimeError):
     """The reasoner cannot answer now (loading, failed, no model); the text says why."""
 
 
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    """Calls waiting for a "yes", and the devices that yes is for."""
+
+    id: str
+    calls: tuple[ToolCall, ...]
+    entity_ids: frozenset[str]
+    until: float
+
+
 @dataclass
 class _ConversationState:
-    pending: tuple[ToolCall, ...] = ()
-    pending_until: float = 0.0
+    pending: _Pending | None = None
     history: list[Turn] = field(default_factory=list)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -80,7 +120,8 @@ class _ConversationState:
 class Conversation:
     def __init__(self, registry: DeviceRegistry, skills: SkillRegistry, send: CommandSink,
                  fast_path: FastPath | None, reasoner: Reasoner | None,
-                 config: UnderstandingConfig,
+                 config: UnderstandingConfig, *, policy: SafetyPolicy,
+                 report_wait: ReportWait | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.registry = registry
         self.skills = skills
@@ -88,6 +129,8 @@ class Conversation:
         self.fast_path = fast_path
         self.reasoner = reasoner
         self.config = config
+        self.policy = policy
+        self.report_wait = report_wait
         self.clock = clock
         self._states: dict[str, _ConversationState] = {}
 
@@ -96,11 +139,7 @@ class Conversation:
         state = self._states.setdefault(conversation_id, _ConversationState())
         async with state.lock:  # one utterance at a time per conversation keeps "yes" sane
             response = await self._handle(request, state)
-        return ConversationResponse(
-            reply=response.reply, actions=response.actions, path=response.path,
-            conversation_id=conversation_id,
-            awaiting_confirmation=response.awaiting_confirmation,
-            clarification=response.clarification, success=response.success)
+        return replace(response, conversation_id=conversation_id)
 
     async def _handle(self, request: ConversationRequest,
                       state: _ConversationState) -> ConversationResponse:
@@ -110,13 +149,9 @@ class Conversation:
         if len(text) > 1000:
             return ConversationResponse("That is too long for me; please say it shorter.",
                                         success=False)
-        answered = self._answer_pending(text, state)
+        answered = await self._answer_pending(text, request, state)
         if answered is not None:
-            if answered == "yes":
-                calls, state.pending = state.pending, ()
-                return await self._execute(text, calls, "confirmation", request, state,
-                                           confirmed=True)
-            return ConversationResponse(answered, path="confirmation")
+            return answered
 
         hint = None
         if self.fast_path is not None:
@@ -133,49 +168,143 @@ class Conversation:
                         result.reply or "", path="fast", clarification=result.clarification,
                         success=False), state)
                 hint = result.reply
+        if _CAPABILITIES.match(re.sub(r"[^\w\s]", "", text.casefold())):
+            return ConversationResponse(self._capabilities(), path="none")
         return await self._reason(text, request, state, hint)
 
-    def _answer_pending(self, text: str, state: _ConversationState) -> str | None:
-        """"yes" to run the pending calls, a reply text to say, or None for a new request."""
-        words = text.casefold().strip(" .!?")
-        if not state.pending:
-            if _YES.match(words) and len(words.split()) <= 3:
-                return "There is nothing waiting for a confirmation."
+    # -- confirmations ---------------------------------------------------------------------
+
+    async def _answer_pending(self, text: str, request: ConversationRequest,
+                              state: _ConversationState) -> ConversationResponse | None:
+        """The response to an answer to the pending question, or None for a new request.
+        Any answer consumes the question; only an unambiguous "yes" in time runs it."""
+        answer = classify_answer(text)
+        pending, state.pending = state.pending, None
+        if pending is None:
+            if answer == "yes" and len(text.split()) <= 3:
+                return ConversationResponse("There is nothing waiting for a confirmation.",
+                                            path="confirmation", success=False)
             return None
-        if self.clock() > state.pending_until:
-            state.pending = ()
-            if _YES.match(words):
-                return "That confirmation came too late, so I did nothing. Please ask again."
-            return None
-        if _YES.match(words) and not _NO.search(words):
-            return "yes"
-        state.pending = ()
-        if _NO.match(words):
-            return "OK, I won't."
-        return None  # a new request replaces the question
+        if answer is None:
+            return None  # a new request replaces the question
+        if self.clock() > pending.until:
+            return ConversationResponse(
+                "That confirmation came too late, so I did nothing. Please ask again.",
+                path="confirmation", success=False)
+        if request.confirmation_id is not None and request.confirmation_id != pending.id:
+            return ConversationResponse("That answer was for another question, so I did "
+                                        "nothing.", path="confirmation", success=False)
+        if answer == "yes":
+            return await self._execute(text, pending.calls, "confirmation", request, state,
+                                       confirmed=pending.entity_ids)
+        if answer == "mixed":
+            return ConversationResponse("I didn't take that as a clear yes, so I did nothing.",
+                                        path="confirmation")
+        return ConversationResponse("OK, I won't.", path="confirmation")
+
+    # -- the reasoning path ----------------------------------------------------------------
 
     def _reasoner_ready(self) -> bool:
         return self.reasoner is not None and self.reasoner.status == "ready"
 
+    def _capabilities(self) -> str:
+        return "I can " + "; ".join(self.skills.capabilities()) + "."
+
     async def _reason(self, text: str, request: ConversationRequest,
                       state: _ConversationState, hint: str | None) -> ConversationResponse:
+        grounding = Grounding(self.registry, self.policy, text, self._previous_targets(state))
+        if not grounding.about_the_home():
+            reply = f"{_CANNOT} I can {self.skills.capabilities()[0]}." \
+                if self.skills.capabilities() else _CANNOT
+            return self._remember(text, (), ConversationResponse(reply, success=False), state)
         if self.reasoner is None:
             return ConversationResponse("Sorry, I didn't understand that.", success=False)
+        masked, secrets = extract_secrets(text)  # codes never reach the model or its history
         try:  # the reasoner keeps the turns within its own history window
-            proposal = await self.reasoner.propose(text, request.area, tuple(state.history),
+            proposal = await self.reasoner.propose(masked, request.area, tuple(state.history),
                                                    hint)
         except ReasonerUnavailable as exc:
             return ConversationResponse(f"Sorry, I didn't understand that ({exc}).",
                                         path="llm", success=False)
-        if not proposal.calls:
-            reply = proposal.reply or "Sorry, I didn't understand that."
-            return self._remember(text, (), ConversationResponse(reply, path="llm"), state)
-        return await self._execute(text, proposal.calls, "llm", request, state)
+        calls, ask_first, left_alone = self._grounded(proposal.calls, grounding,
+                                                      is_question(text))
+        note = (f"I left {_joined(left_alone)} alone: say {'its' if len(left_alone) == 1 else 'their'} "
+                "name if you want me to act on it.") if left_alone else ""
+        if not calls:
+            # The model's own words may claim what never happened: keep only its questions
+            # and its answers to questions, and never beside actions it proposed.
+            acted = any(c.tool != "get_state" for c in proposal.calls)
+            reply = proposal.reply if proposal.reply and not acted and (
+                is_question(text) or proposal.reply.rstrip().endswith("?")) else None
+            reply = " ".join(r for r in (reply, note) if r)
+            return self._remember(text, (), ConversationResponse(
+                reply or "Sorry, I didn't understand that.", path="llm",
+                success=bool(reply) and not left_alone), state)
+        calls = tuple(_with_secrets(call, secrets) for call in calls)
+        response = await self._execute(text, calls, "llm", request, state, ask_first=ask_first)
+        skipped = _named_but_untouched(grounding, calls, left_alone)
+        if skipped:  # part of a compound request the model dropped: say which
+            note = f"{note} I did nothing with {_joined(skipped)}.".strip()
+        if not note:
+            return response
+        return replace(response, reply=f"{response.reply} {note}".strip(), success=False)
+
+    def _previous_targets(self, state: _ConversationState) -> list[str]:
+        if not state.history:
+            return []
+        return [entity_id for call in state.history[-1].calls
+                for entity_id in call.args.get("entity_ids", ())]
+
+    def _grounded(self, calls: tuple[ToolCall, ...], grounding: Grounding,
+                  question: bool) -> tuple[tuple[ToolCall, ...], frozenset[str], list[str]]:
+        """The calls to run; the targets to ask about first because the request did not
+        ground them (only when it names no device at all, and only a few); and the names of sensitive devices left alone because the request did
+        not name them (a lock is never a guess). A question only ever reads states."""
+        kept: list[ToolCall] = []
+        ask_first: set[str] = set()
+        left_alone: dict[str, str] = {}
+        reads: dict[str, None] = {}
+        names_something = grounding.names_a_device()
+        for call in calls:
+            if grounding.contradicts(call.tool):
+                continue  # "turn it off" answered with turn_on
+            targets = [e for e in map(self.registry.get, call.args.get("entity_ids", ()))
+                       if e is not None]
+            grounded = {e.entity_id for e in targets if grounding.reason(e) is not None}
+            if question or call.tool == "get_state":
+                reads.update(dict.fromkeys(e.entity_id for e in targets
+                                           if e.entity_id in grounded))
+                continue
+            unnamed_sensitive = {e.entity_id for e in targets
+                                 if e.entity_id not in grounded and self.policy.is_sensitive(e)}
+            if not grounding.sweeps:  # "everything" means the rest anyway: no need to say
+                left_alone.update((e.entity_id, e.name) for e in targets
+                                  if e.entity_id in unnamed_sensitive)
+            targets = [e for e in targets if e.entity_id not in unnamed_sensitive]
+            if names_something:  # what the request names is what it is about
+                targets = [e for e in targets if e.entity_id in grounded]
+            if targets:
+                ask_first.update(e.entity_id for e in targets if e.entity_id not in grounded)
+                kept.append(ToolCall(call.tool, {**call.args,
+                                                 "entity_ids": [e.entity_id for e in targets]}))
+        if reads:
+            kept.append(ToolCall("get_state", {"entity_ids": list(reads)}))
+        if len(ask_first) > MAX_GUESSES:  # a guess at many devices is no reading at all
+            stripped = (ToolCall(c.tool, {**c.args, "entity_ids": [
+                e for e in c.args["entity_ids"] if e not in ask_first]}) for c in kept)
+            kept = [c for c in stripped if c.args["entity_ids"]]
+            ask_first = set()
+        return tuple(kept), frozenset(ask_first), list(left_alone.values())
+
+    # -- execution -------------------------------------------------------------------------
 
     async def _execute(self, text: str, calls: tuple[ToolCall, ...], path: UnderstandingPath,
                        request: ConversationRequest, state: _ConversationState,
-                       confirmed: bool = False) -> ConversationResponse:
-        context = ToolContext(self.registry, self.send, area=request.area, confirmed=confirmed)
+                       confirmed: frozenset[str] = frozenset(),
+                       ask_first: frozenset[str] = frozenset()) -> ConversationResponse:
+        context = ToolContext(self.registry, self.send, self.policy, area=request.area,
+                              confirmed=confirmed, ask_first=ask_first,
+                              report_wait=self.report_wait)
         replies: list[str] = []
         actions: list[Action] = []
         to_confirm: list[ToolCall] = []
@@ -185,10 +314,10 @@ class Conversation:
                 result = await self.skills.run(call, context)
             except ToolValidationError as exc:
                 log.warning("rejected %s call: %s", path, exc)
-                replies.append("Sorry, I couldn't do that.")
+                replies.append(f"Sorry, I couldn't {call.tool.replace('_', ' ')} that.")
                 success = False
                 continue
-            except PublishQueueFullError:
+            except BrokerUnreachableError:
                 replies.append("I can't reach the devices right now; please try again later.")
                 success = False
                 continue
@@ -200,14 +329,57 @@ class Conversation:
             actions.extend(result.actions)
             to_confirm.extend(result.needs_confirmation)
             success = success and result.success
+        pending = None
         if to_confirm:
-            state.pending = tuple(to_confirm)
-            state.pending_until = self.clock() + self.config.confirmation_window_s
-        response = ConversationResponse(" ".join(r for r in replies if r), tuple(actions), path,
-                                        awaiting_confirmation=bool(to_confirm), success=success)
+            pending = _Pending(uuid.uuid4().hex[:12], tuple(to_confirm), frozenset(
+                eid for call in to_confirm for eid in call.args.get("entity_ids", ())),
+                self.clock() + self.config.confirmation_window_s)
+        state.pending = pending
+        response = ConversationResponse(
+            " ".join(r for r in replies if r), tuple(actions), path,
+            awaiting_confirmation=pending is not None,
+            confirmation_id=pending.id if pending else None,
+            pending=tuple(Action(call.tool, eid, redact({k: v for k, v in call.args.items()
+                                                         if k != "entity_ids"}))
+                          for call in to_confirm for eid in call.args.get("entity_ids", ())),
+            success=success)
         return self._remember(text, calls, response, state)
 
     def _remember(self, text: str, calls: tuple[ToolCall, ...], response: ConversationResponse,
                   state: _ConversationState) -> ConversationResponse:
-        state.history = [*state.history[-3:], Turn(text, calls, response.reply, self.clock())]
+        """Keep the turn for follow-ups: the calls as far as they ran, secrets redacted."""
+        masked, _ = extract_secrets(text)
+        acted = {a.entity_id for a in response.actions}
+        ran = [c if c.tool == "get_state" else ToolCall(c.tool, {**c.args, "entity_ids": [
+                   e for e in c.args.get("entity_ids", ()) if e in acted]})
+               for c in calls if c.tool == "get_state" or acted & set(c.args.get("entity_ids", ()))]
+        redacted = tuple(ToolCall(c.tool, redact(c.args)) for c in ran)
+        state.history = [*state.history[-3:],
+                         Turn(masked, redacted, response.reply, self.clock())]
         return response
+
+
+def _named_but_untouched(grounding: Grounding, calls: tuple[ToolCall, ...],
+                         left_alone: list[str]) -> list[str]:
+    """Names of devices the request names that no call touched ("the Kitchen Lamp" when
+    "the Lamp" was touched is the same device said shorter, not a dropped one)."""
+    touched = {eid for call in calls for eid in call.args.get("entity_ids", ())}
+    touched_names = [normalize_name(e.name) for e in grounding.registry.entities()
+                     if e.entity_id in touched]
+    return [e.name for e in grounding.registry.entities()
+            if e.entity_id not in touched and e.name not in left_alone
+            and grounding.reason(e) == "name"
+            and not any(normalize_name(e.name) in name for name in touched_names)]
+
+
+def _joined(names: list[str]) -> str:
+    named = [f"the {name}" for name in names]
+    return " and ".join(named) if len(named) <= 2 else ", ".join(named[:-1]) + f" and {named[-1]}"
+
+
+def _with_secrets(call: ToolCall, secrets: list[str]) -> ToolCall:
+    """The call with the marker the model saw put back to the code the user said."""
+    if not secrets:
+        return call
+    args = {k: secrets[0] if v == SECRET_MARK else v for k, v in call.args.items()}
+    return ToolCall(call.tool, args)

@@ -2,8 +2,8 @@
 
 Each connection is one supervised task; a task that dies is logged and restarted with
 backoff. SIGTERM/SIGINT stop it gracefully: no new requests, requests in flight finish,
-the broker hears "offline", the registry is closed (every write is its own transaction, so
-nothing is ever half-written).
+the broker hears "offline", the registry is closed (its writer thread stores what is left,
+one transaction per batch, so nothing is ever half-written).
 """
 
 from __future__ import annotations
@@ -24,7 +24,9 @@ from assistant.understanding.fastpath import FastPath
 from assistant.messages import ConversationRequest, ConversationResponse
 from assistant.mqtt_link import MqttLink
 from assistant.registry import Area, DeviceRegistry, EntityPatch, Floor
+from assistant.safety import SafetyPolicy, exposure_predicate, extract_secrets
 from assistant.sdnotify import SystemdNotifier
+from device_adapters.base import ReportWait
 from device_adapters.ha_discovery import HomeAssistantDiscoveryAdapter
 from skills.base import SkillRegistry
 from skills.home_control import HomeControlSkill
@@ -73,17 +75,29 @@ class Daemon:
                  notifier: SystemdNotifier | None = None) -> None:
         self.config = config
         self.notifier = notifier or SystemdNotifier.from_environment()
-        self.registry = DeviceRegistry(Path(config.state_dir) / "registry.sqlite3")
+        self.registry = DeviceRegistry(Path(config.state_dir) / "registry.sqlite3",
+                                       config.adapters.limits)
+        self.registry.set_exposure(exposure_predicate(config.exposure))
         self._apply_home_config()
         self.link = MqttLink(config.mqtt)
-        self.gateway = DeviceGateway(self.registry, self.link)
+        # The policy is built from the gateway's encoder, so the gateway asks it lazily.
+        self.gateway = DeviceGateway(self.registry, self.link,
+                                     is_sensitive=lambda entity: self.policy.is_sensitive(entity))
+        self.policy = SafetyPolicy(
+            self.registry, encode=self.gateway.encode,
+            user_marks={entity_id: o.sensitive for entity_id, o in config.home.entities.items()
+                        if o.sensitive is not None})
         self.skills = SkillRegistry()
         self.skills.register(HomeControlSkill())
-        self.fast_path = FastPath(self.registry, config.understanding.language) \
+        self.fast_path = FastPath(self.registry, config.understanding.language,
+                                  policy=self.policy) \
             if config.understanding.fast_path else None
         self.reasoner = reasoner if reasoner is not None else self._make_reasoner()
         self.conversation = Conversation(self.registry, self.skills, self.gateway.send,
-                                         self.fast_path, self.reasoner, config.understanding)
+                                         self.fast_path, self.reasoner, config.understanding,
+                                         policy=self.policy, report_wait=ReportWait(
+                                             config.understanding.report_wait_s,
+                                             self.gateway.reports_state))
         self.api = ConversationApi(config.mqtt.base_topic, self.converse, self.link.publish)
         self.supervisor = Supervisor()
         self.stop_requested = asyncio.Event()  # by a signal or a caller
@@ -113,8 +127,8 @@ class Daemon:
     async def converse(self, request: ConversationRequest) -> ConversationResponse:
         started = time.perf_counter()
         response = await self.conversation.handle(request)
-        log.info("%r -> %r via %s in %.0f ms", request.text, response.reply, response.path,
-                 (time.perf_counter() - started) * 1000)
+        log.info("%r -> %r via %s in %.0f ms", extract_secrets(request.text)[0],
+                 response.reply, response.path, (time.perf_counter() - started) * 1000)
         return response
 
     def request_stop(self) -> None:
@@ -213,5 +227,6 @@ class Daemon:
         await self.supervisor.stop()
         if self.fast_path is not None:
             self.fast_path.close()
+        self.policy.close()
         self.registry.close()
         log.info("stopped")

@@ -13,12 +13,13 @@ import json
 import os
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
-from assistant.cli import demo_runtime_file
+from assistant.cli import demo_runtime_file, mqtt_env_overrides
 from assistant.config import Config
 from assistant.daemon import Daemon
-from assistant.embedded_broker import EmbeddedBroker, port_is_open
+from assistant.embedded_broker import LOOPBACK_HOSTS, EmbeddedBroker, port_is_open
 from assistant.messages import ConversationRequest
 from assistant.virtual_stack import running_home, with_bundled_llm
 from device_adapters.virtual_home import HomeSpec, demo_home, load_home
@@ -34,19 +35,27 @@ def demo_defaults(config: Config) -> Config:
     return with_bundled_llm(config.model_copy(update={"voice": voice}))
 
 
+def demo_address(config: Config) -> Config:
+    """The demo listens on 127.0.0.1:1883 unless the environment says otherwise
+    (``MIMO_HOME__MQTT__PORT=...``): it wins here as it does for ``mimo-home ask``."""
+    defaults = {"host": "127.0.0.1", "port": DEMO_PORT}
+    chosen = {key: value for key, value in defaults.items() if key not in mqtt_env_overrides()}
+    return config.model_copy(update={"mqtt": config.mqtt.model_copy(update=chosen)})
+
+
 async def run_demo(config: Config, home: str | None, config_given: bool) -> int:
     spec = load_home(Path(home)) if home else demo_home()
     broker: EmbeddedBroker | None = None
     with tempfile.TemporaryDirectory(prefix="mimo-home-demo-") as state_dir:
         if not config_given:
-            config = demo_defaults(config.model_copy(update={"state_dir": Path(state_dir)}))
-            if not port_is_open("127.0.0.1", DEMO_PORT):
-                broker = EmbeddedBroker(DEMO_PORT)
+            config = demo_address(demo_defaults(
+                config.model_copy(update={"state_dir": Path(state_dir)})))
+            host, port = config.mqtt.host, config.mqtt.port
+            if host in LOOPBACK_HOSTS and not port_is_open(host, port):
+                broker = EmbeddedBroker(port, host)
                 await broker.start()
-                print(f"No MQTT broker on localhost:{DEMO_PORT}: started an embedded one "
-                      "(amqtt) on 127.0.0.1 for the demo.")
-            config = config.model_copy(update={"mqtt": config.mqtt.model_copy(
-                update={"host": "127.0.0.1", "port": DEMO_PORT})})
+                print(f"No MQTT broker on {host}:{port}: started an embedded one (amqtt) "
+                      "there for the demo.")
         runtime = demo_runtime_file()
         try:
             async with running_home(config, spec) as (_house, daemon):
@@ -85,11 +94,31 @@ def _print_welcome(spec: HomeSpec, daemon: Daemon) -> None:
 
 
 async def _serve_stdin(daemon: Daemon) -> None:
+    lines = _stdin_lines()
     while True:
-        line = await asyncio.to_thread(sys.stdin.readline)
+        line = await lines.get()
         if not line:
             return  # stdin closed: keep serving MQTT until stopped
         if not line.strip():
             continue
         response = await daemon.converse(ConversationRequest(line.strip(), "demo-stdin"))
         print(f"> {response.reply}  [{response.path}]", flush=True)
+
+
+def _stdin_lines() -> asyncio.Queue[str]:
+    """Lines typed into the demo ("" at the end). Read by a daemon thread, not the loop's
+    executor: asyncio.run() waits for executor threads, so Ctrl-C would hang until Enter."""
+    loop = asyncio.get_running_loop()
+    lines: asyncio.Queue[str] = asyncio.Queue()
+
+    def put(line: str) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop closed: the demo is exiting
+            loop.call_soon_threadsafe(lines.put_nowait, line)
+
+    def read() -> None:
+        for line in iter(sys.stdin.readline, ""):
+            put(line)
+        put("")
+
+    threading.Thread(target=read, name="demo-stdin", daemon=True).start()
+    return lines

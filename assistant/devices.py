@@ -3,21 +3,29 @@ to the adapter that owns each entity."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 
 from assistant.messages import EntityCommand, MqttMessage
 from assistant.mqtt_link import MqttLink
 from assistant.registry import DeviceRegistry, Entity
+from assistant.safety import redact_text
 from device_adapters.base import AdapterContext, CommandNotSupportedError, DeviceAdapter
 
 log = logging.getLogger(__name__)
 
 
 class DeviceGateway:
-    def __init__(self, registry: DeviceRegistry, link: MqttLink) -> None:
+    """``is_sensitive``: commands to these entities go out now or never; they are not queued
+    while the broker is away nor re-sent after a reconnect, since the user's yes was for now.
+    Without it every command is treated so."""
+
+    def __init__(self, registry: DeviceRegistry, link: MqttLink, *,
+                 is_sensitive: Callable[[Entity], bool] = lambda _entity: True) -> None:
         self.registry = registry
         self.link = link
+        self._is_sensitive = is_sensitive
         self._adapters: dict[str, DeviceAdapter] = {}
 
     def add_adapter(self, adapter: DeviceAdapter) -> Callable[[], None]:
@@ -42,9 +50,18 @@ class DeviceGateway:
                 "which is not running")
         return adapter.encode(entity, command)
 
+    def reports_state(self, entity: Entity) -> bool:
+        """Whether the entity's adapter hears back from it (optimistic devices do not)."""
+        adapter = self._adapters.get(entity.source)
+        return adapter is not None and adapter.reports_state(entity)
+
     async def send(self, commands: list[tuple[Entity, EntityCommand]]) -> None:
         """Encode every command first, so one that cannot be sent stops them all."""
-        messages = [m for entity, command in commands for m in self.encode(entity, command)]
-        for message in messages:
-            log.info("command -> %s %s", message.topic, message.payload[:200])
+        encoded = [(entity, command, message) for entity, command in commands
+                   for message in self.encode(entity, command)]
+        for entity, command, message in encoded:
+            if self._is_sensitive(entity):
+                message = dataclasses.replace(message, resend=False)
+            shown = redact_text(message.payload[:200].decode("utf-8", "replace"), command.params)
+            log.info("command -> %s %s", message.topic, shown)
             self.link.publish(message)

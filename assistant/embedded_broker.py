@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import shutil
 import socket
 import subprocess
@@ -47,9 +48,12 @@ class _SubscriptionTable(dict[str, Any]):
         return list(dict.items(self))
 
 
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
 class EmbeddedBroker:
     def __init__(self, port: int, host: str = "127.0.0.1") -> None:
-        if host not in {"127.0.0.1", "localhost", "::1"}:
+        if host not in LOOPBACK_HOSTS:
             raise ValueError("the embedded broker only listens on loopback")
         self.host = host
         self.port = port
@@ -76,11 +80,14 @@ def mosquitto_executable() -> str | None:
 
 
 class MosquittoProcess:
-    """A throw-away Mosquitto on a loopback port (anonymous, no persistence)."""
+    """A throw-away Mosquitto on a loopback port (anonymous, no persistence); with
+    ``log_file``, it logs every packet it handles there (for tests)."""
 
-    def __init__(self, port: int, host: str = "127.0.0.1") -> None:
+    def __init__(self, port: int, host: str = "127.0.0.1", *,
+                 log_file: Path | None = None) -> None:
         self.host = host
         self.port = port
+        self.log_file = log_file
         self._process: subprocess.Popen[bytes] | None = None
         self._dir = tempfile.TemporaryDirectory(prefix="mimo-mosquitto-")
 
@@ -89,15 +96,23 @@ class MosquittoProcess:
         if executable is None:
             raise FileNotFoundError("mosquitto is not installed")
         conf = Path(self._dir.name) / "mosquitto.conf"
+        log_lines = "log_dest stderr\nlog_type all\n" if self.log_file else ""
         conf.write_text(f"listener {self.port} {self.host}\nallow_anonymous true\n"
-                        "persistence false\n")
-        self._process = subprocess.Popen([executable, "-c", str(conf)],
-                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                        f"persistence false\nset_tcp_nodelay true\n{log_lines}")
+        # stderr, not a log file: Mosquitto drops root for a user that may not write ours.
+        with open(self.log_file or os.devnull, "ab") as log_sink:
+            self._process = subprocess.Popen([executable, "-c", str(conf)],
+                                             stdout=subprocess.DEVNULL, stderr=log_sink)
         deadline = time.monotonic() + timeout
         while not port_is_open(self.host, self.port, timeout=0.2):
             if self._process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"mosquitto did not start on {self.host}:{self.port}")
             time.sleep(0.05)
+
+    def send_signal(self, signum: int) -> None:
+        """For tests of a broker that hangs (SIGSTOP) or crashes (SIGKILL)."""
+        if self._process is not None:
+            self._process.send_signal(signum)
 
     def stop_sync(self) -> None:
         if self._process is not None:

@@ -19,6 +19,9 @@ class MqttMessage:
     payload: bytes
     qos: int = 0
     retain: bool = False
+    # False for a command to a sensitive device: it goes out now or never, and is not re-sent
+    # after a reconnect (the user's yes was for now; a late "unlock" needs a new one).
+    resend: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +70,8 @@ class ConversationRequest:
     text: str
     conversation_id: str | None = None
     area: str | None = None  # the speaker's area (satellite room), used to resolve "the light"
+    # Set when answering a confirmation question: the yes counts for that question only.
+    confirmation_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +82,8 @@ class ConversationResponse:
     conversation_id: str | None = None
     # True while the assistant waits for a yes/no answer to a confirmation question.
     awaiting_confirmation: bool = False
+    confirmation_id: str | None = None  # the question's id, while awaiting_confirmation
+    pending: tuple[Action, ...] = ()  # what a "yes" to that question would do
     # True when the assistant asked which device the user meant.
     clarification: bool = False
     success: bool = True
@@ -90,6 +97,10 @@ class ConversationResponse:
             "path": self.path,
             "conversation_id": self.conversation_id,
             "awaiting_confirmation": self.awaiting_confirmation,
+            "confirmation_id": self.confirmation_id,
+            "pending": [
+                {"tool": a.tool, "entity_id": a.entity_id, "args": a.args} for a in self.pending
+            ],
             "clarification": self.clarification,
             "success": self.success,
         }

@@ -6,7 +6,12 @@ the outgoing queue and subscriptions are only touched on the loop.
 
 While the broker is away, outgoing messages wait in a bounded queue and are sent in order
 when it returns; a message older than ``queue_max_age_s`` is dropped instead — replaying a
-minutes-old "open the garage" is worse than not sending it.
+minutes-old "open the garage" is worse than not sending it. The same holds for paho's own
+re-sends: after a reconnect paho re-sends every QoS 1 message the broker never acknowledged,
+however old, so on CONNACK (in paho's thread, just before it re-sends) the link drops those
+that are too old or must not be re-sent (``MqttMessage.resend``: false for commands to
+sensitive devices, whose yes was for now). Such a message is refused rather than queued while
+the broker is away.
 """
 
 from __future__ import annotations
@@ -31,14 +36,18 @@ log = logging.getLogger(__name__)
 MessageHandler = Callable[[MqttMessage], None]
 
 
-class PublishQueueFullError(RuntimeError):
+class BrokerUnreachableError(RuntimeError):
+    """The broker is unreachable and the message cannot wait for it."""
+
+
+class PublishQueueFullError(BrokerUnreachableError):
     """The broker is unreachable and the outgoing queue is full."""
 
 
 @dataclass(frozen=True, slots=True)
-class _Queued:
+class _Outgoing:
     message: MqttMessage
-    queued_at: float
+    asked_at: float  # when publish() was called: its age counts from here
 
 
 class MqttLink:
@@ -48,7 +57,10 @@ class MqttLink:
         self._client_id = config.client_id + client_id_suffix
         self._exact: dict[str, list[MessageHandler]] = {}
         self._wildcard: dict[str, list[MessageHandler]] = {}
-        self._queue: deque[_Queued] = deque()
+        self._queue: deque[_Outgoing] = deque()
+        # QoS 1 messages paho holds until the broker acknowledges them, by paho's mid. Only
+        # touched under paho's out-message lock, which paho also holds when it acknowledges.
+        self._unacknowledged: dict[int, _Outgoing] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._client: paho.Client | None = None
         self._connected = asyncio.Event()
@@ -84,21 +96,32 @@ class MqttLink:
         return unsubscribe
 
     def publish(self, message: MqttMessage) -> None:
-        """Send now, or queue in order while the broker is unreachable."""
+        """Send now, or queue in order while the broker is unreachable; a message that must
+        not be re-sent is refused instead (BrokerUnreachableError)."""
+        outgoing = _Outgoing(message, time.monotonic())
         if self.connected and not self._queue:
-            self._send(message)
+            self._send(outgoing)
             return
+        if not message.resend:
+            raise BrokerUnreachableError(
+                f"MQTT broker {self.config.host}:{self.config.port} is unreachable, and "
+                f"{message.topic} may not be sent later")
         if len(self._queue) >= self.config.queue_max:
             raise PublishQueueFullError(
                 f"MQTT broker {self.config.host}:{self.config.port} is unreachable and "
                 f"{len(self._queue)} messages are already waiting"
             )
-        self._queue.append(_Queued(message, time.monotonic()))
+        self._queue.append(outgoing)
         log.info("broker unreachable: queued %s (%d waiting)", message.topic, len(self._queue))
 
     @property
     def queued(self) -> int:
         return len(self._queue)
+
+    @property
+    def unacknowledged(self) -> int:
+        """Published QoS 1 messages the broker has not acknowledged yet."""
+        return len(self._unacknowledged)
 
     @property
     def disconnected_for(self) -> float:
@@ -142,6 +165,7 @@ class MqttLink:
         client.on_connect = self._on_connect_thread
         client.on_disconnect = self._on_disconnect_thread
         client.on_message = self._on_message_thread
+        client.on_publish = self._on_publish_thread
         return client
 
     async def _close(self, client: paho.Client) -> None:
@@ -155,12 +179,48 @@ class MqttLink:
         self._connected.clear()
         self._disconnected_at = self._disconnected_at or time.monotonic()
 
-    def _send(self, message: MqttMessage) -> None:
-        assert self._client is not None
-        info = self._client.publish(message.topic, message.payload, message.qos, message.retain)
-        if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
-            # NO_CONN at QoS>0 means paho keeps it and sends it on reconnect, in order.
+    def _send(self, outgoing: _Outgoing) -> None:
+        client = self._client
+        assert client is not None
+        message = outgoing.message
+        # Under paho's lock, so the record exists before paho's thread can see the PUBACK.
+        with client._out_message_mutex:
+            info = client.publish(message.topic, message.payload, message.qos, message.retain)
+            kept = info.rc in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN)
+            if kept and message.qos > 0:
+                self._unacknowledged[info.mid] = outgoing
+        if not kept:
             log.warning("publish to %s failed: %s", message.topic, paho.error_string(info.rc))
+        elif info.rc == MQTTErrorCode.MQTT_ERR_NO_CONN and not message.resend:
+            # paho lost the broker before we heard: it would send this on reconnect, where
+            # _drop_stale_resends drops it; say now that it did not go out.
+            raise BrokerUnreachableError(f"lost the MQTT broker; {message.topic} was not sent")
+
+    def _drop_stale_resends(self, client: paho.Client) -> None:
+        """In paho's thread on CONNACK, right before paho re-sends the QoS 1 messages the
+        broker never acknowledged: takes out those too old or not to be re-sent. paho offers
+        no API for this, hence its out-message table and lock."""
+        now = time.monotonic()
+        with client._out_message_mutex:
+            for mid, outgoing in list(self._unacknowledged.items()):
+                message, age = outgoing.message, now - outgoing.asked_at
+                if mid in client._out_messages and message.resend \
+                        and age <= self.config.queue_max_age_s:
+                    continue
+                del self._unacknowledged[mid]
+                if client._out_messages.pop(mid, None) is None:
+                    continue
+                if message.resend:
+                    log.warning("not re-sending %s: asked %.0f s ago, older than "
+                                "queue_max_age_s", message.topic, age)
+                else:
+                    log.warning("not re-sending %s after a reconnect: it needs a new "
+                                "confirmation", message.topic)
+
+    def _on_publish_thread(self, _client: paho.Client, _userdata: object, mid: int,
+                           _reason: paho.ReasonCode, _props: object) -> None:
+        # paho holds its out-message lock here for QoS 1 acknowledgements.
+        self._unacknowledged.pop(mid, None)
 
     def _on_connect_thread(self, client: paho.Client, _userdata: object, _flags: object,
                            reason: paho.ReasonCode, _props: object) -> None:
@@ -171,6 +231,7 @@ class MqttLink:
         if isinstance(sock, socket.socket):
             # Commands are small and latency-sensitive: do not let Nagle hold them back.
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._drop_stale_resends(client)
         self._call_on_loop(self._on_connected)
 
     def _on_disconnect_thread(self, _client: paho.Client, _userdata: object, _flags: object,
@@ -213,12 +274,12 @@ class MqttLink:
         now = time.monotonic()
         while self._queue and self.connected:
             item = self._queue.popleft()
-            age = now - item.queued_at
+            age = now - item.asked_at
             if age > self.config.queue_max_age_s:
                 log.warning("dropping %s: queued %.0f s ago, older than queue_max_age_s",
                             item.message.topic, age)
                 continue
-            self._send(item.message)
+            self._send(item)
 
     def _dispatch(self, message: MqttMessage) -> None:
         handlers = list(self._exact.get(message.topic, ()))

@@ -2,15 +2,22 @@
 
 Adapters upsert entities and states; understanding reads them. Listeners hear about
 changes; ``subscribe`` returns the unsubscribe function.
+
+Writes never block the event loop: a change marks its row dirty and a writer thread stores
+the dirty rows shortly after, one transaction per batch (a burst of state updates costs one
+write per entity, not one per message); ``close`` writes what is left. What devices bring in
+is bounded (``DeviceLimits``): entities per source, areas, aliases and attributes per entity.
 """
 
 from __future__ import annotations
 
-import json
+import contextlib
 import logging
 import re
 import sqlite3
+import threading
 import unicodedata
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,13 +25,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from assistant.device_data import DeviceLimits
+
 log = logging.getLogger(__name__)
 
-# Domains whose actuation always needs a confirmation: a wrong unlock is worse than a slow one.
-SENSITIVE_DOMAINS = frozenset({"lock", "alarm_control_panel", "valve"})
-SENSITIVE_COVER_CLASSES = frozenset({"garage", "gate", "door"})
-_SENSITIVE_NAME = re.compile(r"\b(garage|gates?|(un)?lock|valve|alarm)\b", re.IGNORECASE)
-
+FLUSH_DELAY_S = 0.1  # how long the writer gathers changes into one transaction
 
 class Area(BaseModel):
     model_config = ConfigDict(frozen=True)
@@ -63,17 +68,14 @@ class Entity(BaseModel):
     source: str = ""  # the adapter that owns it
     # Adapter-private wire description (topics, templates) needed to command it.
     wire: dict[str, Any] = Field(default_factory=dict)
-
-    @property
-    def sensitive(self) -> bool:
-        """Locks, alarms, valves, garage doors and gates: never actuated without confirmation."""
-        if self.domain in SENSITIVE_DOMAINS:
-            return True
-        if self.domain == "cover" and self.device_class in SENSITIVE_COVER_CLASSES:
-            return True
-        # A "Garage Door" relay exposed as a plain switch is still a garage door.
-        names = " ".join((self.name, self.entity_id.replace("_", " "), *self.aliases))
-        return self.domain in {"cover", "switch", "button"} and bool(_SENSITIVE_NAME.search(names))
+    # Home Assistant's "config"/"diagnostic" marks maintenance entities (restart buttons...).
+    entity_category: str | None = None
+    enabled_by_default: bool = True
+    # The device's own id for this entity: the entity id stays bound to the first one.
+    unique_id: str | None = None
+    # False while ``state`` is only what was persisted: the device has not spoken since the
+    # hub started, so the state may be stale.
+    reported: bool = True
 
 
 def normalize_name(text: str) -> str:
@@ -96,27 +98,111 @@ class EntityPatch:
 
 @dataclass(frozen=True, slots=True)
 class RegistryChange:
-    """What changed: ``structure`` for names/areas/new or removed entities, else state only."""
+    """What changed: ``structure`` for names/areas/new or removed entities, else state only.
+    ``reported``: the device reported its state or attributes, changed or not."""
 
     entity_id: str | None
     structure: bool
+    reported: bool = False
 
 
 RegistryListener = Callable[[RegistryChange], None]
+ExposurePredicate = Callable[[Entity], bool]
+Row = BaseModel | None  # what a table row will hold; None deletes it
+
+
+class RegistryFullError(ValueError):
+    """A source already has as many entities as ``max_entities_per_source`` allows."""
+
+
+class _Writer:
+    """Stores dirty rows from its own thread, one transaction per batch."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+        self._pending: dict[tuple[str, str], Row] = {}
+        self._pending_lock = threading.Lock()
+        self._batch_lock = threading.Lock()  # one batch at a time: the thread's or close's
+        self._wake = threading.Event()
+        self._closing = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="registry-writer", daemon=True)
+        self._thread.start()
+
+    def put(self, table: str, key: str, row: Row) -> None:
+        with self._pending_lock:
+            self._pending[(table, key)] = row
+        self._wake.set()
+
+    def _run(self) -> None:
+        while not self._closing.is_set():
+            self._wake.wait()
+            self._closing.wait(FLUSH_DELAY_S)  # let a burst gather into one batch
+            self._wake.clear()
+            self.flush()
+
+    def flush(self) -> None:
+        with self._batch_lock:
+            with self._pending_lock:
+                batch, self._pending = self._pending, {}
+            if not batch:
+                return
+            rows = []
+            for (table, key), row in batch.items():
+                try:
+                    rows.append((table, key, None if row is None else row.model_dump_json()))
+                except ValueError:  # unstorable: skip it rather than lose the writer thread
+                    log.exception("registry: cannot store %s %s", table, key)
+            try:
+                self._db.execute("BEGIN")
+                for table, key, body in rows:
+                    _store(self._db, table, key, body)
+                self._db.execute("COMMIT")
+            except sqlite3.Error:
+                log.exception("registry: could not store %d rows; retrying with the next batch",
+                              len(batch))
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.execute("ROLLBACK")
+                with self._pending_lock:
+                    self._pending = {**batch, **self._pending}
+
+    def close(self) -> None:
+        self._closing.set()
+        self._wake.set()
+        self._thread.join()
+        self.flush()
+
+
+def _store(db: sqlite3.Connection, table: str, key: str, body: str | None) -> None:
+    column = "entity_id" if table == "entities" else "id"
+    if body is None:
+        db.execute(f"DELETE FROM {table} WHERE {column} = ?", (key,))
+    else:
+        db.execute(
+            f"INSERT INTO {table} ({column}, body) VALUES (?, ?) "
+            f"ON CONFLICT({column}) DO UPDATE SET body = excluded.body",
+            (key, body),
+        )
 
 
 class DeviceRegistry:
     """In-memory view of the home, written through to SQLite."""
 
-    def __init__(self, db_path: Path | str | None) -> None:
+    def __init__(self, db_path: Path | str | None, limits: DeviceLimits | None = None) -> None:
+        self.limits = limits or DeviceLimits()
         self._entities: dict[str, Entity] = {}
+        self._per_source: Counter[str] = Counter()
+        self._warned: set[tuple[str, str]] = set()
         self._areas: dict[str, Area] = {}
         self._floors: dict[str, Floor] = {}
         self._listeners: list[RegistryListener] = []
         self._overrides: dict[str, EntityPatch] = {}
+        self._exposed: ExposurePredicate = lambda _entity: True
         self._db: sqlite3.Connection | None = None
+        self._writer: _Writer | None = None
         if db_path is not None:
             self._open(Path(db_path))
+            assert self._db is not None
+            self._writer = _Writer(self._db)
 
     # -- persistence -------------------------------------------------------------------
 
@@ -141,28 +227,35 @@ class DeviceRegistry:
             except ValueError:
                 log.warning("skipping an unreadable registry row: %.80s", body)
                 continue
-            self._entities[entity.entity_id] = entity
+            self._entities[entity.entity_id] = entity.model_copy(update={"reported": False})
+            self._per_source[entity.source] += 1
         log.info(
             "registry %s: %d entities, %d areas", path, len(self._entities), len(self._areas)
         )
 
-    def _write(self, table: str, key: str, body: str | None) -> None:
-        if self._db is None:
-            return
-        column = "entity_id" if table == "entities" else "id"
-        if body is None:
-            self._db.execute(f"DELETE FROM {table} WHERE {column} = ?", (key,))
-        else:
-            self._db.execute(
-                f"INSERT INTO {table} ({column}, body) VALUES (?, ?) "
-                f"ON CONFLICT({column}) DO UPDATE SET body = excluded.body",
-                (key, body),
-            )
+    def _write(self, table: str, key: str, row: Row) -> None:
+        if self._writer is not None:
+            self._writer.put(table, key, row)
+
+    def flush(self) -> None:
+        """Store every pending change now (blocks: for shutdown and tests, not the loop)."""
+        if self._writer is not None:
+            self._writer.flush()
 
     def close(self) -> None:
+        """Store what is pending and close the database."""
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
         if self._db is not None:
             self._db.close()
             self._db = None
+
+    def _warn_limit(self, limit: str, source: str, detail: str) -> None:
+        if (limit, source) not in self._warned:  # once per source: a flood must not flood logs
+            self._warned.add((limit, source))
+            log.warning("registry: %r reached adapters.limits.%s (at %s); what is over it is "
+                        "dropped", source or "?", limit, detail)
 
     # -- listeners ---------------------------------------------------------------------
 
@@ -183,22 +276,25 @@ class DeviceRegistry:
         if self._floors.get(floor.id) == floor:
             return
         self._floors[floor.id] = floor
-        self._write("floors", floor.id, floor.model_dump_json())
+        self._write("floors", floor.id, floor)
         self._notify(RegistryChange(None, structure=True))
 
     def set_area(self, area: Area) -> None:
         if self._areas.get(area.id) == area:
             return
         self._areas[area.id] = area
-        self._write("areas", area.id, area.model_dump_json())
+        self._write("areas", area.id, area)
         self._notify(RegistryChange(None, structure=True))
 
-    def ensure_area(self, name: str) -> str:
-        """The id of the area called ``name``, creating it when unknown."""
+    def ensure_area(self, name: str, source: str = "") -> str | None:
+        """The id of the area called ``name``, creating it when unknown and there is room."""
         wanted = normalize_name(name)
         for area in self._areas.values():
             if wanted in {normalize_name(area.name), normalize_name(area.id)}:
                 return area.id
+        if len(self._areas) >= self.limits.max_areas:
+            self._warn_limit("max_areas", source, f"area {name[:40]!r}")
+            return None
         area_id = re.sub(r"\W+", "_", wanted).strip("_") or "area"
         self.set_area(Area(id=area_id, name=name.strip()))
         return area_id
@@ -235,29 +331,78 @@ class DeviceRegistry:
         if patch.name:
             update["name"] = patch.name
         if patch.area:
-            update["area"] = patch.area if patch.area in self._areas else self.ensure_area(patch.area)
+            area = patch.area if patch.area in self._areas else self.ensure_area(
+                patch.area, "home.entities")
+            update["area"] = area or entity.area
         return entity.model_copy(update=update)
 
+    def _bounded(self, entity: Entity) -> Entity:
+        """The entity with at most ``max_aliases`` aliases and ``max_attributes`` attributes."""
+        limits, update = self.limits, {}
+        if len(entity.aliases) > limits.max_aliases:
+            self._warn_limit("max_aliases", entity.source, entity.entity_id)
+            update["aliases"] = entity.aliases[: limits.max_aliases]
+        if len(entity.attributes) > limits.max_attributes:
+            self._warn_limit("max_attributes", entity.source, entity.entity_id)
+            update["attributes"] = dict(list(entity.attributes.items())[: limits.max_attributes])
+        return entity.model_copy(update=update) if update else entity
+
+    def _merged_attributes(self, old: Entity, attributes: dict[str, Any]) -> dict[str, Any]:
+        """``old``'s attributes updated by ``attributes``; new keys only while there is room."""
+        merged = dict(old.attributes)
+        for key, value in attributes.items():
+            if key in merged or len(merged) < self.limits.max_attributes:
+                merged[key] = value
+            else:
+                self._warn_limit("max_attributes", old.source, old.entity_id)
+        return merged
+
+    def set_exposure(self, exposed: ExposurePredicate) -> None:
+        """Which entities the assistant may see and touch; the rest exist for adapters only."""
+        self._exposed = exposed
+        self._notify(RegistryChange(None, structure=True))
+
     def get(self, entity_id: str) -> Entity | None:
-        return self._entities.get(entity_id)
+        """An exposed entity (what understanding, skills and replies may use)."""
+        entity = self._entities.get(entity_id)
+        return entity if entity is not None and self._exposed(entity) else None
 
     def entities(self, domain: str | None = None) -> list[Entity]:
-        return [e for e in self._entities.values() if domain is None or e.domain == domain]
+        """Exposed entities, optionally of one domain."""
+        return [e for e in self._entities.values()
+                if (domain is None or e.domain == domain) and self._exposed(e)]
+
+    def get_any(self, entity_id: str) -> Entity | None:
+        """Any known entity, exposed or not: for the adapters that own them."""
+        return self._entities.get(entity_id)
+
+    def all_entities(self) -> list[Entity]:
+        """Every known entity, exposed or not: for adapters and the safety policy."""
+        return list(self._entities.values())
 
     def __len__(self) -> int:
         return len(self._entities)
 
     def upsert(self, entity: Entity) -> None:
-        """Add or replace an entity; keeps the known state when the new one has none."""
-        entity = self._patched(entity)
+        """Add or replace an entity; keeps the known state when the new one has none.
+
+        Raises RegistryFullError for a new entity of a source that has no room left."""
+        entity = self._patched(self._bounded(entity))
         old = self._entities.get(entity.entity_id)
+        if old is None and self._per_source[entity.source] >= self.limits.max_entities_per_source:
+            self._warn_limit("max_entities_per_source", entity.source, entity.entity_id)
+            raise RegistryFullError(f"{entity.source!r} has no room for {entity.entity_id}")
         if old is not None and entity.state is None and old.state is not None:
-            entity = entity.model_copy(update={"state": old.state, "attributes": {
-                **old.attributes, **entity.attributes}})
+            entity = entity.model_copy(update={
+                "state": old.state, "reported": old.reported,
+                "attributes": self._merged_attributes(old, entity.attributes)})
         if old == entity:
             return
+        if old is not None:
+            self._per_source[old.source] -= 1
+        self._per_source[entity.source] += 1
         self._entities[entity.entity_id] = entity
-        self._write("entities", entity.entity_id, entity.model_dump_json())
+        self._write("entities", entity.entity_id, entity)
         structure = old is None or _structure_key(old) != _structure_key(entity)
         self._notify(RegistryChange(entity.entity_id, structure=structure))
 
@@ -275,21 +420,25 @@ class DeviceRegistry:
         update: dict[str, Any] = {}
         if state is not None:
             update["state"] = state
+            update["reported"] = True
         if attributes:
-            update["attributes"] = {**old.attributes, **attributes}
+            update["attributes"] = self._merged_attributes(old, attributes)
         if available is not None:
             update["available"] = available
         new = old.model_copy(update=update)
-        if new == old:
-            return old
-        self._entities[entity_id] = new
-        self._write("entities", entity_id, new.model_dump_json())
-        self._notify(RegistryChange(entity_id, structure=False))
+        reported = state is not None or bool(attributes)
+        if new != old:
+            self._entities[entity_id] = new
+            self._write("entities", entity_id, new)
+        if new != old or reported:  # an unchanged report still answers a command
+            self._notify(RegistryChange(entity_id, structure=False, reported=reported))
         return new
 
     def remove(self, entity_id: str) -> None:
-        if self._entities.pop(entity_id, None) is None:
+        old = self._entities.pop(entity_id, None)
+        if old is None:
             return
+        self._per_source[old.source] -= 1
         self._write("entities", entity_id, None)
         self._notify(RegistryChange(entity_id, structure=True))
 
@@ -304,4 +453,4 @@ class DeviceRegistry:
 
 def _structure_key(entity: Entity) -> tuple[Any, ...]:
     return (entity.name, entity.aliases, entity.area, entity.domain, entity.device_class,
-            entity.available)
+            entity.available, entity.entity_category, entity.enabled_by_default)

@@ -28,6 +28,15 @@ class AdapterContext:
     publish: Callable[[MqttMessage], None]
 
 
+@dataclass(frozen=True)
+class ReportWait:
+    """How long a reply waits for devices to report the state a command asked for, and
+    which devices report at all (``reports_state``; optimistic ones do not)."""
+
+    timeout_s: float
+    reports_state: Callable[[Entity], bool]
+
+
 class CommandNotSupportedError(ValueError):
     """The entity cannot do what was asked (no such command topic, feature or mode)."""
 
@@ -42,3 +51,8 @@ class DeviceAdapter(ABC):
     @abstractmethod
     def encode(self, entity: Entity, command: EntityCommand) -> list[MqttMessage]:
         """Wire messages that make ``entity`` carry out ``command``."""
+
+    def reports_state(self, entity: Entity) -> bool:
+        """Whether ``entity`` tells what it did; False for an optimistic device, which is
+        assumed to obey and never confirms."""
+        return True

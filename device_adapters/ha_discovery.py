@@ -17,7 +17,15 @@ Leniencies: a device-level ``~`` also serves components without their own, and
 
 Entity ids: ``default_entity_id``, else the legacy ``object_id`` option, else the object id of
 the discovery topic (``<device id>_<component id>`` for device configs); on a clash with an
-entity owned by another config or adapter, ``<component>.<node_id>_<object_id>`` is tried.
+entity owned by another config or adapter, ``<component>.<node_id>_<object_id>`` is tried, then
+the first with ``_2``, ``_3``... An entity id stays bound to the ``unique_id`` that created it:
+after a restart a retained config with another ``unique_id`` (or none) never takes over a
+persisted entity, its aliases and area.
+
+Hostile devices are data (limits in ``DeviceLimits``, ``adapters.limits`` in the config):
+oversized payloads are dropped with a warning; every topic must be one exact topic (a config
+naming ``+``/``#``, a NUL or no level at all is refused, so no entity listens to the whole
+broker); device strings, lists and attributes are cleaned and bounded as they arrive.
 
 Supported components: alarm_control_panel, binary_sensor, button, climate, cover, fan, light
 (default and ``schema: json``), lock, media_player (see below), scene, sensor, switch, vacuum
@@ -66,8 +74,15 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, ClassVar
 
+from assistant.device_data import (
+    DeviceLimits,
+    bounded_attributes,
+    bounded_text_list,
+    bounded_value,
+    clean_text,
+)
 from assistant.messages import EntityCommand, MqttMessage
-from assistant.registry import DeviceRegistry, Entity, normalize_name
+from assistant.registry import DeviceRegistry, Entity, RegistryFullError, normalize_name
 from device_adapters.base import (
     AdapterContext,
     CommandNotSupportedError,
@@ -98,7 +113,9 @@ _DISCOVERY_TOPIC = re.compile(
     r"(?P<component>\w+)/(?:(?P<node_id>[a-zA-Z0-9_-]+)/)?(?P<object_id>[a-zA-Z0-9_-]+)/config"
 )
 _COMPONENT_ID = re.compile(r"[a-zA-Z0-9_-]+")
-_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
+_MAX_TOPIC_BYTES = 65535  # MQTT's limit
+_MAX_ID_SUFFIX = 100  # entity ids tried per config: <id>_2 .. <id>_100
+_MAX_WARNED = 1000  # distinct warn-once keys kept: hostile topics must not grow memory
 
 # -- Home Assistant's discovery vocabulary --------------------------------------------------
 
@@ -706,7 +723,8 @@ _INT_OPTIONS = (
 )
 _FLOAT_OPTIONS = ("max_temp", "min_temp", "temp_step")
 _TEXT_LIST_OPTIONS = (
-    "effect_list", "modes", "preset_modes", "supported_color_modes", "supported_features",
+    "effect_list", "fan_speed_list", "modes", "preset_modes", "supported_color_modes",
+    "supported_features",
 )
 _CHOICES = {
     "availability_mode": ("all", "any", "latest"),
@@ -753,10 +771,12 @@ def _validate(kind: str, config: Config) -> None:
             raise MalformedConfigError(f"{kind} needs {option}")
     for key, value in config.items():
         if key.endswith("topic") and value is not None and not _is_topic(value):
-            raise MalformedConfigError(f"{key} is not a topic")
+            raise MalformedConfigError(f"{key} {str(value)[:80]!r} is not one exact topic "
+                                       "(MQTT wildcards + and # are refused)")
     for entry in _availability_entries(config):
         if not isinstance(entry, dict) or not _is_topic(entry.get("topic")):
-            raise MalformedConfigError("an availability entry has no topic")
+            raise MalformedConfigError("an availability entry has no topic, or not one exact "
+                                       "topic (MQTT wildcards + and # are refused)")
     for option in _TEXT_LIST_OPTIONS:
         value = config.get(option)
         if value is not None and not (
@@ -772,6 +792,8 @@ def _validate(kind: str, config: Config) -> None:
     for option, choices in _CHOICES.items():
         if option in effective and effective[option] not in choices:
             raise MalformedConfigError(f"{option} must be one of {choices}")
+    if not all(math.isfinite(effective[o]) for o in _FLOAT_OPTIONS if o in effective):
+        raise MalformedConfigError(f"{', '.join(_FLOAT_OPTIONS)} must be finite")
     if effective.get("brightness_scale", 1) < 1:
         raise MalformedConfigError("brightness_scale must be at least 1")
     if effective.get("position_open") is not None and (
@@ -783,7 +805,13 @@ def _validate(kind: str, config: Config) -> None:
 
 
 def _is_topic(value: Any) -> bool:
-    return isinstance(value, str) and bool(value) and "\x00" not in value
+    """One exact topic: no filter wildcard, no NUL, some non-empty level, within MQTT's size."""
+    if not isinstance(value, str) or not value.strip("/") or any(c in value for c in "+#\x00"):
+        return False
+    try:
+        return len(value.encode("utf-8")) <= _MAX_TOPIC_BYTES
+    except UnicodeEncodeError:  # a lone surrogate from JSON
+        return False
 
 
 def _availability_entries(config: Mapping[str, Any]) -> list[Any]:
@@ -854,6 +882,10 @@ def _parse_object(text: str) -> Config:
     document = json.loads(text)
     if not isinstance(document, dict):
         raise MalformedConfigError("the config is not a JSON object")
+    try:  # the entity keeps its config: it must be storable, so no lone "\ud800" escapes
+        json.dumps(document, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise MalformedConfigError("the config holds an unpaired UTF-16 surrogate") from None
     return document
 
 
@@ -1314,7 +1346,7 @@ def _message(
 ) -> MqttMessage:
     config = request.config
     topic = config.get(topic_option)
-    if not _is_topic(topic) or "+" in topic or "#" in topic:
+    if not _is_topic(topic):
         raise CommandNotSupportedError(f"{request.entity.entity_id} has no usable {topic_option}")
     template = config.get(template_option) if template_option else None
     if template:
@@ -1790,30 +1822,29 @@ class _Tracked:
 
 
 # Errors that mean "this message is bad": logged as a warning, never raised out of a handler.
-_SKIP_ERRORS = (ValueError, TypeError, KeyError, ArithmeticError)
+_SKIP_ERRORS = (ValueError, TypeError, KeyError, ArithmeticError, RecursionError)
 
 
 def _run_logged(topic: str, function: Callable[..., None], *args: Any) -> None:
     try:
         function(*args)
     except _SKIP_ERRORS as error:
-        log.warning("ha_discovery: skipped a message on %s: %s", topic, error)
+        # Topics and errors quote device text: repr'd and cut, so no line in the log is forged.
+        log.warning("ha_discovery: skipped a message on %.200r: %.300s", topic, error)
     except Exception:  # a handler must never take the MQTT link down
-        log.exception("ha_discovery: failed to handle a message on %s", topic)
+        log.exception("ha_discovery: failed to handle a message on %.200r", topic)
 
 
 def _slug(text: str) -> str:
-    return re.sub(r"\W+", "_", text.lower(), flags=re.ASCII).strip("_")
+    # Home Assistant caps entity ids at 255 characters; leave room for the domain and _2.
+    return re.sub(r"\W+", "_", text.lower(), flags=re.ASCII).strip("_")[:200]
 
 
-def _clean_text(value: Any, limit: int = 100) -> str | None:
-    """Device-provided text as plain data: a bounded single line, or None."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        value = str(value)
-    if not isinstance(value, str):
-        return None
-    text = _CONTROL_CHARACTERS.sub(" ", value).strip()[:limit].strip()
-    return text or None
+def _unique_id(config: Mapping[str, Any]) -> str | None:
+    value = config.get("unique_id")
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)  # Home Assistant reads unique_id as a string
+    return value if isinstance(value, str) and value else None
 
 
 class HomeAssistantDiscoveryAdapter(DeviceAdapter):
@@ -1828,6 +1859,10 @@ class HomeAssistantDiscoveryAdapter(DeviceAdapter):
         # device discovery id -> {component key: component id} of its cmps
         self._devices: dict[str, dict[DiscoveryKey, str]] = {}
         self._warned: set[tuple[str, str]] = set()
+
+    @property
+    def _limits(self) -> DeviceLimits:
+        return self._registry.limits
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -1863,7 +1898,9 @@ class HomeAssistantDiscoveryAdapter(DeviceAdapter):
             return  # state published under the prefix, not a config
         match = _DISCOVERY_TOPIC.fullmatch(message.topic[len(prefix) :])
         if match is None:
-            log.warning("ha_discovery: ignoring config on malformed topic %s", message.topic)
+            log.warning("ha_discovery: ignoring config on malformed topic %.200r", message.topic)
+            return
+        if self._oversized(message, self._limits.max_config_bytes, "max_config_bytes"):
             return
         component, node_id, object_id = match.group("component", "node_id", "object_id")
         text = message.payload.decode("utf-8")
@@ -1961,12 +1998,32 @@ class HomeAssistantDiscoveryAdapter(DeviceAdapter):
         self._discover(key, platform, _slug(key[1]), config)
         return key
 
+    def _oversized(self, message: MqttMessage, limit: int, option: str) -> bool:
+        if len(message.payload) <= limit:
+            return False
+        self._warn_once(("oversized", message.topic), "dropped a %d-byte payload on %.200r: over "
+                        "adapters.limits.%s (%d)", len(message.payload), message.topic, option,
+                        limit)
+        return True
+
+    def _bounded_lists(self, wire: Config) -> Config:
+        """``wire`` with its lists of names (modes, effects...) cleaned and bounded."""
+        bounded = dict(wire)
+        for option in _TEXT_LIST_OPTIONS:
+            if isinstance(wire.get(option), list):
+                if len(wire[option]) > self._limits.max_list_items:
+                    self._warn_once(("max_list_items", option), "%s cut to adapters.limits."
+                                    "max_list_items (%d)", option, self._limits.max_list_items)
+                bounded[option] = bounded_text_list(wire[option], self._limits)
+        return bounded
+
     def _discover(
         self, key: DiscoveryKey, component: str, object_id: str, wire: Config
     ) -> None:
         """Create or replace the entity ``wire`` describes; a bad config changes nothing."""
         kind = _kind(component, wire)
         _validate(kind, wire)
+        wire = self._bounded_lists(wire)
         old = self._tracked.get(key)
         if old is not None and old.wire == wire:
             return  # a re-published retained config: nothing changed
@@ -1974,11 +2031,14 @@ class HomeAssistantDiscoveryAdapter(DeviceAdapter):
         config = _effective(kind, wire)
         availability = _availability(wire, old.availability if old else None)
         entity = self._entity(entity_id, component, kind, wire, config, availability.available)
+        try:
+            self._registry.upsert(entity)
+        except RegistryFullError:
+            return  # the registry has warned; what was there stays
         if old is not None:
             self._unsubscribe(old)
             if old.entity_id != entity_id:
                 self._remove_entity(old.entity_id)
-        self._registry.upsert(entity)
         tracked = _Tracked(entity_id, kind, wire, config, availability)
         self._tracked[key] = tracked
         tracked.unsubscribes = self._subscribe(key, tracked)
@@ -1990,22 +2050,25 @@ class HomeAssistantDiscoveryAdapter(DeviceAdapter):
         preferred = config.get("default_entity_id") or config.get("object_id")
         if isinstance(preferred, str) and _slug(preferred.split(".", 1)[-1]):
             object_id = preferred.split(".", 1)[-1]
-        candidates = (f"{component}.{_slug(object_id)}", f"{component}.{_slug(key[1])}")
+        object_part = _slug(object_id) or _slug(key[1])
+        if not object_part:
+            raise MalformedConfigError(f"no usable object id in {key[1]!r}")
+        first = f"{component}.{object_part}"
+        candidates = (first, f"{component}.{_slug(key[1]) or object_part}", *(
+            f"{first}_{n}" for n in range(2, _MAX_ID_SUFFIX + 1)))
+        owners = {tracked.entity_id: other for other, tracked in self._tracked.items()}
+        unique_id = _unique_id(config)
         for entity_id in candidates:
-            if entity_id.split(".", 1)[1] and self._may_use(entity_id, key):
+            if owners.get(entity_id, key) != key:
+                continue  # another live config has it
+            existing = self._registry.get_any(entity_id)
+            # Free, ours, or a persisted entity of ours whose device came back; never one that
+            # another adapter owns or that another unique_id created (a look-alike config).
+            if existing is None or existing.source == SOURCE and (
+                existing.unique_id is None or existing.unique_id == unique_id
+            ):
                 return entity_id
-        raise MalformedConfigError(f"entity id {candidates[0]} belongs to another device")
-
-    def _may_use(self, entity_id: str, key: DiscoveryKey) -> bool:
-        existing = self._registry.get(entity_id)
-        if existing is not None and existing.source != SOURCE:
-            return False
-        # Free, ours, or a persisted entity of ours with no live config (the device came back).
-        return all(
-            other_key == key
-            for other_key, tracked in self._tracked.items()
-            if tracked.entity_id == entity_id
-        )
+        raise MalformedConfigError(f"entity id {first} and its variants belong to other devices")
 
     def _entity(
         self,
@@ -2017,10 +2080,10 @@ class HomeAssistantDiscoveryAdapter(DeviceAdapter):
         available: bool,
     ) -> Entity:
         device = wire.get("device") or {}
-        device_name = _clean_text(device.get("name"))
-        entity_name = _clean_text(wire.get("name"))
-        device_class = _clean_text(wire.get("device_class"), limit=40)
-        name = entity_name or device_name or entity_id.split(".", 1)[1].replace("_", " ")
+        device_name = clean_text(device.get("name"), 100)
+        entity_name = clean_text(wire.get("name"), 100)
+        device_class = clean_text(wire.get("device_class"), 40)
+        name = entity_name or device_name or entity_id.split(".", 1)[1].replace("_", " ")[:100]
         # Home Assistant shows "<device> <entity>" (or "<device> <device class>"); keep it as
         # an alias so "hallway sensor temperature" finds an entity named "Temperature".
         qualifier = entity_name or (device_class.replace("_", " ") if device_class else None)
@@ -2029,21 +2092,25 @@ class HomeAssistantDiscoveryAdapter(DeviceAdapter):
             normalize_name(device_name) not in normalize_name(qualifier)
         ):
             aliases.append(f"{device_name} {qualifier}")
-        existing = self._registry.get(entity_id)
-        suggested_area = _clean_text(device.get("suggested_area"))
-        area = self._registry.ensure_area(suggested_area) if suggested_area else None
+        existing = self._registry.get_any(entity_id)
+        suggested_area = clean_text(device.get("suggested_area"), 100)
+        area = self._registry.ensure_area(suggested_area, SOURCE) if suggested_area else None
         if existing is not None:  # keep what people set by hand
             aliases = list(dict.fromkeys((*existing.aliases, *aliases)))
             area = area or existing.area
-        unit = _clean_text(wire.get("unit_of_measurement"), limit=20)
+        unit = clean_text(wire.get("unit_of_measurement"), 20)
+        capabilities = _capabilities(kind, config)
         return Entity(
+            entity_category=clean_text(wire.get("entity_category"), 20),
+            enabled_by_default=wire.get("enabled_by_default") is not False,
+            unique_id=_unique_id(wire),
             entity_id=entity_id,
             name=name,
             domain=component,
             aliases=tuple(alias for alias in aliases if alias != name),
             area=area,
             device_class=device_class,
-            capabilities=_capabilities(kind, config),
+            capabilities={k: bounded_value(v, self._limits) for k, v in capabilities.items()},
             attributes={"unit_of_measurement": unit} if unit else {},
             available=available,
             source=SOURCE,
@@ -2066,19 +2133,20 @@ class HomeAssistantDiscoveryAdapter(DeviceAdapter):
             for topic, handlers in routes.items()
         ]
 
-    @staticmethod
-    def _dispatch(handlers: list[Callable[[str], None]], message: MqttMessage) -> None:
+    def _dispatch(self, handlers: list[Callable[[str], None]], message: MqttMessage) -> None:
+        if self._oversized(message, self._limits.max_state_bytes, "max_state_bytes"):
+            return
         try:
             text = message.payload.decode("utf-8")
         except UnicodeDecodeError:
-            log.warning("ha_discovery: ignoring a non-UTF-8 payload on %s", message.topic)
+            log.warning("ha_discovery: ignoring a non-UTF-8 payload on %.200r", message.topic)
             return
         for handler in handlers:  # each on its own: one bad reading must not hide another
             _run_logged(message.topic, handler, text)
 
     def _on_state(self, key: DiscoveryKey, reader: _Reader, text: str) -> None:
         tracked = self._tracked.get(key)
-        entity = self._registry.get(tracked.entity_id) if tracked else None
+        entity = self._registry.get_any(tracked.entity_id) if tracked else None
         if tracked is None or entity is None:
             return
         template = tracked.config.get(reader.template) if reader.template else None
@@ -2087,7 +2155,10 @@ class HomeAssistantDiscoveryAdapter(DeviceAdapter):
             return
         update = reader.apply(tracked.config, value, entity)
         if update is not None:
-            self._registry.update_state(entity.entity_id, update.state, update.attributes)
+            self._registry.update_state(
+                entity.entity_id, clean_text(update.state, self._limits.max_text_chars),
+                bounded_attributes(update.attributes, self._limits),
+            )
 
     def _on_availability(self, key: DiscoveryKey, topic: str, text: str) -> None:
         tracked = self._tracked.get(key)
@@ -2113,7 +2184,8 @@ class HomeAssistantDiscoveryAdapter(DeviceAdapter):
             return payload
 
     def _warn_once(self, key: tuple[str, str], message: str, *args: Any) -> None:
-        if key not in self._warned:
+        key = (key[0], key[1][:200])  # device-chosen topics and names can be long
+        if key not in self._warned and len(self._warned) < _MAX_WARNED:
             self._warned.add(key)
             log.warning("ha_discovery: " + message, *args)
 
@@ -2127,7 +2199,7 @@ class HomeAssistantDiscoveryAdapter(DeviceAdapter):
             log.info("ha_discovery: removed %s", tracked.entity_id)
 
     def _remove_entity(self, entity_id: str) -> None:
-        existing = self._registry.get(entity_id)
+        existing = self._registry.get_any(entity_id)
         if existing is not None and existing.source == SOURCE:
             self._registry.remove(entity_id)
 
@@ -2160,3 +2232,15 @@ class HomeAssistantDiscoveryAdapter(DeviceAdapter):
         if problem:
             raise CommandNotSupportedError(f"{entity.entity_id} cannot {service}: {problem}")
         return handler.encode(_Request(entity, config, command.params))
+
+    def reports_state(self, entity: Entity) -> bool:
+        """Home Assistant's optimistic rule: a device with no state topic for its kind, or
+        marked ``optimistic: true``, never confirms a command."""
+        try:
+            kind = _kind(entity.domain, entity.wire)
+        except (TypeError, ValueError):
+            return False
+        if entity.wire.get("optimistic") is True:
+            return False
+        return any(not _is_absent(entity.wire.get(reader.topic))
+                   for reader in _READERS.get(kind, ()))

@@ -15,9 +15,12 @@ from typing import TYPE_CHECKING, Annotated, Any, Protocol
 from pydantic import BaseModel, Field, ValidationError
 
 from assistant.messages import EntityCommand, ToolCall, ToolResult
+from assistant.safety import Verdict
 
 if TYPE_CHECKING:
     from assistant.registry import DeviceRegistry, Entity
+    from assistant.safety import SafetyPolicy
+    from device_adapters.base import ReportWait
 
 # JSON-schema marker on arguments that name registry entities; the LLM layer turns it into an
 # enum of live entity ids (optionally limited to these domains).
@@ -43,8 +46,16 @@ class CommandSink(Protocol):
     async def __call__(self, commands: list[tuple[Entity, EntityCommand]]) -> None: ...
 
 
-class UnconfirmedActionError(RuntimeError):
-    """Raised when code tries to actuate a sensitive entity without a confirmation."""
+class ConfirmationRequired(RuntimeError):
+    """The safety policy wants a "yes" before these entities are actuated."""
+
+    def __init__(self, entities: list[Entity]) -> None:
+        super().__init__(f"{', '.join(e.entity_id for e in entities)} need(s) a confirmation")
+        self.entities = entities
+
+
+class ActionRefusedError(RuntimeError):
+    """The safety policy refuses the command outright; the text says why."""
 
 
 @dataclass(frozen=True)
@@ -53,15 +64,27 @@ class ToolContext:
 
     registry: DeviceRegistry
     send_command: CommandSink
+    policy: SafetyPolicy
     area: str | None = None
-    # True only when the user has answered "yes" to a confirmation question for this call.
-    confirmed: bool = False
+    # The entities the user has said "yes" for, for exactly the calls being run now.
+    confirmed: frozenset[str] = frozenset()
+    # Entities to ask about whatever the policy says: the request did not clearly name them.
+    ask_first: frozenset[str] = frozenset()
+    # How long replies wait for devices to report what a command did; None: no waiting.
+    report_wait: ReportWait | None = None
 
     async def send(self, commands: list[tuple[Entity, EntityCommand]]) -> None:
-        # The last line of defence: no path reaches a lock or a garage door unconfirmed.
-        unconfirmed = [e.entity_id for e, _ in commands if e.sensitive and not self.confirmed]
+        """The one gate: every command passes the safety policy before anything is sent."""
+        unconfirmed: list[Entity] = []
+        for entity, command in commands:
+            decision = self.policy.decide(entity, command)
+            if decision.verdict is Verdict.REFUSE:
+                raise ActionRefusedError(decision.reason)
+            wanted = decision.verdict is Verdict.CONFIRM or entity.entity_id in self.ask_first
+            if wanted and entity.entity_id not in self.confirmed and entity not in unconfirmed:
+                unconfirmed.append(entity)
         if unconfirmed:
-            raise UnconfirmedActionError(f"{', '.join(unconfirmed)} need(s) a confirmation")
+            raise ConfirmationRequired(unconfirmed)
         await self.send_command(commands)
 
 
@@ -108,6 +131,8 @@ class Skill:
     """Base class for skills; subclasses declare tools with ``@tool``."""
 
     name: str = "skill"
+    # What the skill can do, as the end of "I can ..." (answers "what can you do?").
+    summary: str = ""
 
 
 class ToolValidationError(ValueError):
@@ -150,6 +175,11 @@ class SkillRegistry:
             return self._tools[name].spec
         except KeyError:
             raise ToolValidationError(f"unknown tool {name!r}") from None
+
+    def capabilities(self) -> list[str]:
+        """Each registered skill's summary, in registration order."""
+        skills = dict.fromkeys(bound.skill for bound in self._tools.values())
+        return [skill.summary for skill in skills if skill.summary]
 
     def openai_tools(self) -> list[dict[str, Any]]:
         return [spec.openai_schema() for spec in self.specs()]

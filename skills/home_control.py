@@ -2,7 +2,8 @@
 
 Each tool maps its arguments to one ``EntityCommand`` per target entity in Home Assistant
 service terms; the device gateway turns those into wire messages. Locks, alarms, valves,
-garage doors and gates are answered with a confirmation question first.
+garage doors and gates are answered with a confirmation question first: the executor
+(``ToolContext.send``) asks the safety policy (``assistant/safety.py``) about every command.
 """
 
 from __future__ import annotations
@@ -15,7 +16,16 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from assistant.messages import Action, EntityCommand, ToolCall, ToolResult
 from assistant.registry import Entity
 from device_adapters.base import CommandNotSupportedError
-from skills.base import Skill, ToolContext, entity_ids_field, tool
+from assistant.safety import redact
+from skills.reports import Commands, ReportWatch, Silent
+from skills.base import (
+    ActionRefusedError,
+    ConfirmationRequired,
+    Skill,
+    ToolContext,
+    entity_ids_field,
+    tool,
+)
 
 COLORS: dict[str, tuple[int, int, int]] = {
     "white": (255, 255, 255), "warm white": (255, 197, 143), "red": (255, 0, 0),
@@ -110,14 +120,14 @@ class AlarmArgs(Targets):
 
 
 # turn_on / turn_off per domain, following Home Assistant's HassTurnOn/HassTurnOff.
-_ON_SERVICE = {"cover": "open_cover", "valve": "open_valve", "lock": "lock",
+# Locks and alarm panels have no on/off: "turn off the front door" must never unlock it.
+_ON_SERVICE = {"cover": "open_cover", "valve": "open_valve",
                "scene": "activate", "script": "turn_on", "button": "press",
                "vacuum": "vacuum_start", "media_player": "turn_on"}
-_OFF_SERVICE = {"cover": "close_cover", "valve": "close_valve", "lock": "unlock",
+_OFF_SERVICE = {"cover": "close_cover", "valve": "close_valve",
                 "vacuum": "vacuum_return_to_base", "media_player": "turn_off"}
 _SWITCHABLE = frozenset({"light", "switch", "fan", "input_boolean", "climate", "media_player",
                          "humidifier", "siren"})
-_OPEN_STATES = {"cover": "open", "valve": "open", "lock": "locked"}
 
 
 # service -> (verb for a confirmation question, past tense for the reply)
@@ -141,7 +151,10 @@ def _turn(on: bool) -> Callable[[Entity], EntityCommand]:
         service = table.get(entity.domain)
         if service is None:
             if entity.domain not in _SWITCHABLE:
-                raise CommandNotSupportedError(f"the {entity.name} cannot be turned {'on' if on else 'off'}")
+                hint = " (say lock or unlock)" if entity.domain == "lock" else \
+                    " (say arm or disarm)" if entity.domain == "alarm_control_panel" else ""
+                raise CommandNotSupportedError(
+                    f"the {entity.name} cannot be turned {'on' if on else 'off'}{hint}")
             service = "turn_on" if on else "turn_off"
         return EntityCommand(entity.entity_id, service)
 
@@ -155,14 +168,19 @@ def _is_on(entity: Entity) -> bool:
 
 class HomeControlSkill(Skill):
     name = "home_control"
+    summary = ("switch lights, plugs, fans and media players on and off, dim lights and change "
+               "their colour, move blinds and covers, set thermostats, control music volume "
+               "and playback, start or dock vacuums, and tell you what your devices and "
+               "sensors report; locks, garage doors, gates, alarms and valves only after you "
+               "say yes")
 
-    @tool("turn_on", "Switch devices on; opens covers and valves, locks locks, activates "
-          "scenes, presses buttons, starts vacuums.", Targets)
+    @tool("turn_on", "Switch devices on; opens covers and valves, activates scenes, presses "
+          "buttons, starts vacuums. Never for locks or alarms.", Targets)
     async def turn_on(self, args: Targets, ctx: ToolContext) -> ToolResult:
         return await _act(ctx, "turn_on", args, _turn(True))
 
-    @tool("turn_off", "Switch devices off; closes covers and valves, unlocks locks, sends "
-          "vacuums back to their dock.", Targets)
+    @tool("turn_off", "Switch devices off; closes covers and valves, sends vacuums back to "
+          "their dock. Never for locks or alarms.", Targets)
     async def turn_off(self, args: Targets, ctx: ToolContext) -> ToolResult:
         return await _act(ctx, "turn_off", args, _turn(False))
 
@@ -295,32 +313,87 @@ async def _act(ctx: ToolContext, tool_name: str, args: Targets,
                make_command: Callable[[Entity], EntityCommand],
                done: str | None = None) -> ToolResult:
     """Run one command per entity; ``done`` is the past-tense reply with a {names} slot
-    (default: from the services, e.g. "locked {names}")."""
+    (default: from the services, e.g. "locked {names}"). What the safety policy wants
+    confirmed is asked about, the rest is done now."""
     entities = [e for e in map(ctx.registry.get, args.entity_ids) if e is not None]
     offline = [e for e in entities if not e.available]
     if offline:
         return ToolResult(reply=f"{_names(offline).capitalize()} {'is' if len(offline) == 1 else 'are'} "
                           "unavailable right now.", success=False)
+    commands, unsupported = [], []
+    for entity in entities:
+        try:
+            commands.append((entity, make_command(entity)))
+        except CommandNotSupportedError as exc:
+            unsupported.append(f"Sorry, {exc}.")
+    watch = ReportWatch(ctx.registry, commands, ctx.report_wait)  # hears even quick answers
     try:
-        commands = [(e, make_command(e)) for e in entities]
+        commands, to_ask = await _send_or_ask(ctx, commands)
+        outcome = await watch.outcome(commands)
+    except ActionRefusedError as exc:
+        return ToolResult(reply=f"Sorry, I won't do that: {exc}.", success=False)
     except CommandNotSupportedError as exc:
         return ToolResult(reply=f"Sorry, {exc}.", success=False)
-    sensitive = [e for e in entities if e.sensitive]
-    if sensitive and not ctx.confirmed:
-        call = ToolCall(tool_name, args.model_dump(exclude_none=True))
-        return ToolResult(
-            reply=f"Do you want me to {_verbs(commands, 0)} {_names(sensitive)}? "
-                  "Say yes to confirm.",
-            needs_confirmation=(call,),
-        )
+    finally:
+        watch.close()
+    replies, actions = [], ()
+    if commands:
+        actions = tuple(Action(tool_name, e.entity_id, redact(dict(c.params) or _args_of(args)))
+                        for e, c in commands)
+        silent = {s.entity.entity_id for s in outcome.silent}
+        answered = [(e, c) for e, c in commands if e.entity_id not in silent]
+        if answered:
+            done = done or _verbs(answered, 1) + " {names}"
+            replies.append(f"OK, {done.format(names=_names([e for e, _ in answered]))}"
+                           f"{_optimistic_note(outcome.optimistic, answered)}.")
+        replies.extend(_silent_replies(outcome.silent))
+    pending: tuple[ToolCall, ...] = ()
+    if to_ask:
+        pending = (ToolCall(tool_name, {**args.model_dump(exclude_none=True),
+                                        "entity_ids": [e.entity_id for e, _ in to_ask]}),)
+        replies.append(f"Do you want me to {_verbs(to_ask, 0)} {_names([e for e, _ in to_ask])}? "
+                       "Say yes to confirm.")
+    return ToolResult(reply=" ".join([*replies, *unsupported]), actions=actions,
+                      needs_confirmation=pending, success=not unsupported and not outcome.silent)
+
+
+async def _send_or_ask(ctx: ToolContext, commands: Commands) -> tuple[Commands, Commands]:
+    """Sends what the safety policy lets through now; returns (sent, to ask about)."""
     try:
         await ctx.send(commands)
-    except CommandNotSupportedError as exc:
-        return ToolResult(reply=f"Sorry, {exc}.", success=False)
-    actions = tuple(Action(tool_name, e.entity_id, dict(c.params) or _args_of(args))
-                    for e, c in commands)
-    done = done or _verbs(commands, 1) + " {names}"
-    return ToolResult(reply=f"OK, {done.format(names=_names(entities))}.", actions=actions)
+        return commands, []
+    except ConfirmationRequired as needed:
+        asked = {e.entity_id for e in needed.entities}
+        to_ask = [(e, c) for e, c in commands if e.entity_id in asked]
+        sent = [(e, c) for e, c in commands if e.entity_id not in asked]
+        if sent:
+            await ctx.send(sent)
+        return sent, to_ask
+
+
+def _optimistic_note(optimistic: tuple[Entity, ...], answered: Commands) -> str:
+    """"; it does not report its state" for devices that never say what they did."""
+    if not optimistic:
+        return ""
+    one = len(optimistic) == 1
+    who = ("it" if one else "they") if len(optimistic) == len(answered) \
+        else _names(list(optimistic))
+    return f"; {who} {'does' if one else 'do'} not report {'its' if one else 'their'} state"
+
+
+def _silent_replies(silent: tuple[Silent, ...]) -> list[str]:
+    """"The Front Door did not report locked.", one sentence per expected state."""
+    by_expected: dict[str, list[Entity]] = {}
+    for item in silent:
+        state = item.expected[0] if item.expected else None
+        what = "back" if state is None else \
+            f"being {state}" if state in {"on", "off"} else state.replace("_", " ")
+        by_expected.setdefault(what, []).append(item.entity)
+    replies = []
+    for what, entities in by_expected.items():
+        names = _names(entities)
+        replies.append(f"{names[0].upper()}{names[1:]} did not report {what}.")
+    return replies
 
 
 def _args_of(args: Targets) -> dict[str, object]:
@@ -346,6 +419,9 @@ def describe_state(entity: Entity, ctx: ToolContext) -> str:
     attrs = entity.attributes
     if not entity.available:
         return f"The {entity.name} is unavailable."
+    if not entity.reported and entity.state is not None:
+        # What is known was persisted before a restart: it may no longer be true.
+        return f"The {entity.name} has not reported its state since the hub started."
     if entity.domain == "climate":
         parts = [f"The {entity.name} is set to {entity.state or 'unknown'}"]
         if attrs.get("temperature") is not None:

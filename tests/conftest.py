@@ -23,10 +23,10 @@ def free_port() -> int:
     return free_loopback_port()
 
 
-def start_mosquitto(port: int) -> MosquittoProcess:
+def start_mosquitto(port: int, log_file: Path | None = None) -> MosquittoProcess:
     if mosquitto_executable() is None:
         pytest.fail("mosquitto is not installed: run the README's test setup command")
-    broker = MosquittoProcess(port)
+    broker = MosquittoProcess(port, log_file=log_file)
     broker.start_sync()
     return broker
 

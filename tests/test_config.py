@@ -26,6 +26,25 @@ def test_unknown_keys_and_bad_values_are_reported_with_their_path(tmp_path: Path
     assert "understanding.confirmation_window_s" in problems
 
 
+def test_an_unknown_key_names_the_closest_known_one(tmp_path: Path) -> None:
+    path = tmp_path / "typos.yaml"
+    path.write_text("llmm: {}\n"
+                    "mqtt:\n  portt: 1884\n  zzzzzz: 1\n"
+                    "home:\n  areas:\n  - {id: k, name: K, flor: x}\n"
+                    "  entities:\n    light.a: {naem: A}\n"
+                    "voice:\n  stt:\n    beam_sise: 2\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, environ={})
+    assert sorted(caught.value.problems) == sorted([
+        "llmm: unknown key (did you mean llm?)",
+        "mqtt.portt: unknown key (did you mean port?)",
+        "mqtt.zzzzzz: unknown key",  # nothing close: no guess
+        "home.areas.0.flor: unknown key (did you mean floor?)",
+        "home.entities.light.a.naem: unknown key (did you mean name?)",
+        "voice.stt.beam_sise: unknown key (did you mean beam_size?)",
+    ])
+
+
 def test_environment_overrides_nested_keys(tmp_path: Path) -> None:
     path = tmp_path / "c.yaml"
     path.write_text("mqtt:\n  host: a\n")
@@ -34,6 +53,18 @@ def test_environment_overrides_nested_keys(tmp_path: Path) -> None:
                                         "MIMO_HOME__STATE_DIR": "/tmp/x"})
     assert (config.mqtt.host, config.mqtt.port, str(config.state_dir)) == (
         "broker.lan", 8883, "/tmp/x")
+
+
+def test_the_demo_listens_where_the_environment_says(monkeypatch: pytest.MonkeyPatch) -> None:
+    from assistant.demo import demo_address
+
+    monkeypatch.delenv("MIMO_HOME__MQTT__HOST", raising=False)
+    monkeypatch.delenv("MIMO_HOME__MQTT__PORT", raising=False)
+    plain = demo_address(load_config(None))
+    assert (plain.mqtt.host, plain.mqtt.port) == ("127.0.0.1", 1883)
+    monkeypatch.setenv("MIMO_HOME__MQTT__PORT", "18830")
+    overridden = demo_address(load_config(None))
+    assert (overridden.mqtt.host, overridden.mqtt.port) == ("127.0.0.1", 18830)
 
 
 def test_password_from_file_or_env(tmp_path: Path) -> None:
@@ -60,8 +91,9 @@ def test_config_check_command(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=60)
     assert good.returncode == 0, good.stderr
     bad_file = tmp_path / "bad.yaml"
-    bad_file.write_text("mqtt:\n  port: none\nvoice:\n  bogus: 1\n")
+    bad_file.write_text("mqtt:\n  port: none\n  hots: x\nvoice:\n  bogus: 1\n")
     bad = subprocess.run([sys.executable, "-m", "assistant.cli", "config", "check",
                           str(bad_file)], capture_output=True, text=True, timeout=60)
     assert bad.returncode == 1
     assert "mqtt.port:" in bad.stderr and "voice.bogus: unknown key" in bad.stderr
+    assert "mqtt.hots: unknown key (did you mean host?)" in bad.stderr

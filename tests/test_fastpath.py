@@ -43,12 +43,14 @@ def test_named_device_wins_over_area_plus_domain(home: DeviceRegistry) -> None:
         ("turn_on", {"entity_ids": ["light.kitchen_light"]})]
 
 
-def test_lock_and_garage_map_to_turn_on_like_home_assistant(home: DeviceRegistry) -> None:
+def test_lock_words_become_lock_tools_and_on_off_words_never_do(home: DeviceRegistry) -> None:
     fast = FastPath(home)
     assert calls_of(fast, "lock the front door") == [
-        ("turn_on", {"entity_ids": ["lock.front_door"]})]
+        ("lock", {"entity_ids": ["lock.front_door"]})]
     assert calls_of(fast, "unlock the front door") == [
-        ("turn_off", {"entity_ids": ["lock.front_door"]})]
+        ("unlock", {"entity_ids": ["lock.front_door"]})]
+    for text in ("turn off the front door", "turn on the front door", "switch off the front door"):
+        assert all(c[0] not in {"lock", "unlock"} for c in calls_of(fast, text)), text
     assert calls_of(fast, "open the garage door") == [
         ("turn_on", {"entity_ids": ["cover.garage_door"]})]
 
@@ -172,7 +174,7 @@ def test_kind_words_reach_the_one_device(flat: DeviceRegistry) -> None:
         ("turn_on", {"entity_ids": ["valve.lawn"]})]
     assert calls_of(fast, "stop the pond pump") == [
         ("turn_off", {"entity_ids": ["switch.pond_pump"]})]
-    assert calls_of(fast, "lock the door") == [("turn_on", {"entity_ids": ["lock.patio_door"]})]
+    assert calls_of(fast, "lock the door") == [("lock", {"entity_ids": ["lock.patio_door"]})]
 
 
 def test_a_derived_name_for_several_devices_asks(flat: DeviceRegistry) -> None:

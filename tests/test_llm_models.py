@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import os
+import stat
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -12,11 +14,15 @@ from typing import Any
 
 import pytest
 
+from assistant.config import Config
 from assistant.llm.models import (
     CATALOG,
+    MODELS_DIR_ENV,
+    SERVICE_MODELS_DIR,
     CatalogEntry,
     ModelError,
     add_model_arguments,
+    command_models_dir,
     list_models,
     pull,
     verify,
@@ -153,3 +159,42 @@ def test_model_commands(hub: FakeHub, tmp_path: Path,
     assert "not a GGUF" in capsys.readouterr().err
     assert run_cli("verify", "mimo-7b-rl-q4_k_m", "--dir", str(tmp_path)) == 1
     assert "mimo-home model pull mimo-7b-rl-q4_k_m" in capsys.readouterr().err
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_a_pulled_model_is_readable_by_the_service_user_whatever_the_umask(
+        hub: FakeHub, tmp_path: Path) -> None:
+    hub.add(PINNED, CONTENT, SHA)
+    existing = tmp_path / "existing"
+    existing.mkdir(mode=0o700)
+    models_dir = existing / "state" / "models"
+    previous = os.umask(0o077)  # a hardened root shell
+    try:
+        path = pull(PINNED, models_dir, endpoint=hub.url)
+    finally:
+        os.umask(previous)
+    assert mode(path) == 0o644 and mode(path.with_name(path.name + ".json")) == 0o644
+    assert mode(models_dir) == 0o755 and mode(models_dir.parent) == 0o755
+    assert mode(existing) == 0o700  # a directory that was there is left as it was
+
+
+def test_model_commands_as_root_use_the_services_models_dir(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # The service's state directory (StateDirectory=mimo-home, config state_dir).
+    assert SERVICE_MODELS_DIR == Config().state_dir / "models"
+    monkeypatch.delenv(MODELS_DIR_ENV, raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    assert command_models_dir() == SERVICE_MODELS_DIR
+    assert run_cli("verify", "mimo-7b-rl-q4_k_m") == 1  # only looks; nothing is written
+    assert f"{SERVICE_MODELS_DIR / CATALOG['mimo-7b-rl-q4_k_m'].filename} not found" in \
+        capsys.readouterr().err
+    monkeypatch.setenv(MODELS_DIR_ENV, str(tmp_path / "chosen"))
+    assert command_models_dir() == tmp_path / "chosen"  # an explicit choice still wins
+    monkeypatch.delenv(MODELS_DIR_ENV)
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    assert command_models_dir() == tmp_path / "data" / "mimo-home" / "models"

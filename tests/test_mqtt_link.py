@@ -2,8 +2,11 @@
 
 import asyncio
 import contextlib
+import re
+import signal
 import subprocess
 from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -12,7 +15,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from assistant.config import MqttConfig
 from assistant.messages import MqttMessage
-from assistant.mqtt_link import MqttLink, PublishQueueFullError
+from assistant.mqtt_link import BrokerUnreachableError, MqttLink, PublishQueueFullError
 from tests.conftest import Broker, free_port, start_mosquitto
 
 
@@ -80,11 +83,12 @@ async def test_subscribe_publish_and_unsubscribe(broker: Broker) -> None:
 
 async def test_status_topic_and_last_will(broker: Broker) -> None:
     recorder = Recorder(broker.port, "t/status")
+    # An earlier test's link may have left its retained "offline": wait for what this one says.
     async with running(MqttLink(link_config(broker.port))) as link:
         await link.wait_connected(10)
-        await recorder.wait_for(1)
-        assert recorder.messages[-1] == ("t/status", b"online")
-    await recorder.wait_for(2)
+        await until(lambda: recorder.messages[-1:] == [("t/status", b"online")], 10)
+        said = len(recorder.messages)
+    await recorder.wait_for(said + 1)
     assert recorder.messages[-1] == ("t/status", b"offline")
     recorder.close()
 
@@ -143,3 +147,62 @@ async def test_full_queue_refuses_and_stale_commands_are_dropped() -> None:
             await asyncio.sleep(0.2)
             assert [t for t, _ in recorder.messages] == ["cmd/fresh"]
             recorder.close()
+
+
+async def test_a_command_that_may_not_wait_is_refused_while_the_broker_is_away() -> None:
+    async with running(MqttLink(link_config(free_port()))) as link:
+        with pytest.raises(BrokerUnreachableError, match="may not be sent later"):
+            link.publish(MqttMessage("cmd/garage", b"OPEN", qos=1, resend=False))
+        link.publish(MqttMessage("cmd/light", b"ON", qos=1))
+        assert link.queued == 1  # the one that may wait does
+
+
+def published_by(log_file: Path, client_id: str) -> list[str]:
+    """The topics the broker received from ``client_id``, in order, from its packet log."""
+    received = re.compile(rf"Received PUBLISH from {re.escape(client_id)} \(d\d, q\d, r\d, "
+                          r"m\d+, '([^']*)'")
+    return received.findall(log_file.read_text(errors="replace"))
+
+
+async def replayed_after_a_crash(tmp_path: Path, messages: list[MqttMessage],
+                                 **config: object) -> list[str]:
+    """Publish ``messages`` while the broker hangs (so none is acknowledged), crash it, start
+    a new one; returns the commands the new broker received from the link once it is back."""
+    port = free_port()
+    hanging = start_mosquitto(port)
+    async with running(MqttLink(link_config(port, **config))) as link:
+        try:
+            await link.wait_connected(15)
+            hanging.send_signal(signal.SIGSTOP)  # reads nothing, acknowledges nothing
+            for message in messages:
+                link.publish(message)
+            assert link.unacknowledged == len(messages)
+            hanging.send_signal(signal.SIGKILL)
+            await until(lambda: not link.connected, 15)
+        finally:
+            hanging.stop_sync()
+        log_file = tmp_path / "broker.log"
+        restarted = start_mosquitto(port, log_file=log_file)
+        try:
+            await link.wait_connected(15)
+            # Everything paho re-sent is acknowledged, and "online" follows the re-sends.
+            await until(lambda: link.unacknowledged == 0
+                        and "t/status" in published_by(log_file, "test-link"), 15)
+            return [t for t in published_by(log_file, "test-link") if t.startswith("cmd/")]
+        finally:
+            restarted.stop_sync()
+
+
+async def test_paho_re_sends_a_fresh_command_but_never_a_confirmed_one(tmp_path: Path) -> None:
+    received = await replayed_after_a_crash(tmp_path, [
+        MqttMessage("cmd/light", b"ON", qos=1),
+        MqttMessage("cmd/garage", b"OPEN", qos=1, resend=False)], queue_max_age_s=60)
+    assert received == ["cmd/light"]
+
+
+async def test_paho_does_not_re_send_a_command_older_than_its_maximum_age(
+        tmp_path: Path) -> None:
+    # Reconnecting takes at least reconnect_min_s (1 s): longer than the command may wait.
+    received = await replayed_after_a_crash(
+        tmp_path, [MqttMessage("cmd/light", b"ON", qos=1)], queue_max_age_s=0.5)
+    assert received == []

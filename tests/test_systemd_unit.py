@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from assistant.config import ENV_PREFIX, Config, ConfigError, load_config
+
 UNIT = Path(__file__).resolve().parent.parent / "systemd" / "mimo-home.service"
 INSTALLED_BINARY = "/usr/local/bin/mimo-home"
 MAX_EXPOSURE = 4.0
@@ -34,6 +36,43 @@ def directives(text: str) -> dict[str, list[str]]:
             key, _, value = line.partition("=")
             found.setdefault(key.strip(), []).append(value.strip())
     return found
+
+
+def config_keys_named(text: str) -> set[str]:
+    """Config keys the text names: ``MIMO_HOME__A__B`` variables and dotted ``a.b.c`` keys
+    that start with a top-level section (not inside names such as mimo-home.service)."""
+    sections = "|".join(Config.model_fields)
+    dotted = re.findall(rf"(?<![\w./-])((?:{sections})(?:\.[a-z_]+)+)\b", text)
+    variables = re.findall(rf"{ENV_PREFIX}([A-Z][A-Z0-9_]*)", text)
+    return {*dotted, *(v.lower().replace("__", ".") for v in variables)}
+
+
+def unknown_keys(keys: set[str]) -> list[str]:
+    """Those of ``keys`` the configuration models do not have (set each through the
+    environment, as the unit does, and see which the loader calls unknown)."""
+    unknown = []
+    for key in sorted(keys):
+        variable = ENV_PREFIX + key.upper().replace(".", "__")
+        try:
+            load_config(None, environ={variable: "1"})
+        except ConfigError as exc:
+            if any(p.startswith(f"{key}: unknown key") for p in exc.problems):
+                unknown.append(key)
+    return unknown
+
+
+def test_the_keys_the_unit_names_exist() -> None:
+    named = config_keys_named(UNIT.read_text())
+    assert {"state_dir", "mqtt.password_file", "voice.microphone.device",
+            "llm.model_path"} <= named
+    assert unknown_keys(named) == []
+
+
+def test_a_key_that_does_not_exist_is_caught() -> None:
+    named = config_keys_named("# voice.input_device / mimo-home.service\n"
+                              "Environment=MIMO_HOME__MQTT__HOTS=x MIMO_HOME__<KEY>\n")
+    assert named == {"voice.input_device", "mqtt.hots"}
+    assert unknown_keys(named) == ["mqtt.hots", "voice.input_device"]
 
 
 def analyze(*args: str) -> subprocess.CompletedProcess[str]:

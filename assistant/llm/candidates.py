@@ -52,7 +52,7 @@ DOMAIN_WORDS: dict[str, frozenset[str]] = {
 }
 # For utterances that name nothing: what a person most often means, in this order.
 OVERVIEW_DOMAINS = ("light", "lock", "cover", "climate", "media_player", "switch", "fan")
-_GENERIC_WORDS = frozenset().union(*DOMAIN_WORDS.values()) | frozenset(
+GENERIC_WORDS = frozenset().union(*DOMAIN_WORDS.values()) | frozenset(
     "the a an my our in on of to and at all every turn switch set please room".split())
 
 
@@ -63,22 +63,22 @@ def select_candidates(registry: DeviceRegistry, text: str, area: str | None = No
     words = tuple(normalize_name(text).split())
     history_entities = _history_entities(registry, history)
     domains = implied_domains(words) or {e.domain for e in history_entities}
-    named_areas = _named_areas(registry, words)
+    areas_said = named_areas(registry, words)
 
     tiers: list[list[tuple[float, str, Entity]]] = [[] for _ in range(6)]
     area_words = {a.id: frozenset(normalize_name(a.name).split())
                   for a in registry.areas.values()}
     for entity in registry.entities():
-        coverage, distinctive = _name_match(entity, words,
+        coverage, distinctive = name_match(entity, words,
                                             area_words.get(entity.area or "", frozenset()))
         domain_fits = not domains or entity.domain in domains
         if coverage >= 1.0:
             tier = 1
-        elif entity.area in named_areas and domain_fits:
+        elif entity.area in areas_said and domain_fits:
             tier = 2
         elif area is not None and entity.area == area and domain_fits:
             tier = 3
-        elif domains and entity.domain in domains and not named_areas:
+        elif domains and entity.domain in domains and not areas_said:
             tier = 4
         elif distinctive:
             tier = 5
@@ -123,29 +123,29 @@ def _history_entities(registry: DeviceRegistry, calls: Sequence[ToolCall]) -> li
     return list(found.values())[:MAX_HISTORY_ENTITIES]
 
 
-def _named_areas(registry: DeviceRegistry, words: tuple[str, ...]) -> set[str]:
+def named_areas(registry: DeviceRegistry, words: tuple[str, ...]) -> set[str]:
     floors = {floor.id for floor in registry.floors.values()
-              if any(_coverage(name, words) >= 1.0 for name in (floor.name, *floor.aliases))}
+              if any(name_coverage(name, words) >= 1.0 for name in (floor.name, *floor.aliases))}
     return {a.id for a in registry.areas.values()
-            if a.floor in floors or any(_coverage(name, words) >= 1.0
+            if a.floor in floors or any(name_coverage(name, words) >= 1.0
                                         for name in (a.name, a.id, *a.aliases))}
 
 
-def _name_match(entity: Entity, words: tuple[str, ...],
+def name_match(entity: Entity, words: tuple[str, ...],
                 area_words: frozenset[str]) -> tuple[float, bool]:
     """Best share of a name's words found in the utterance, and whether a distinctive one
     was (not a generic word, not its area's name: areas have their own tier)."""
     best = 0.0
     distinctive = False
     for name in (entity.name, *entity.aliases):
-        best = max(best, _coverage(name, words))
+        best = max(best, name_coverage(name, words))
         distinctive = distinctive or any(
-            word not in _GENERIC_WORDS and word not in area_words and _word_in(word, words)
+            word not in GENERIC_WORDS and word not in area_words and _word_in(word, words)
             for word in normalize_name(name).split())
     return best, distinctive
 
 
-def _coverage(name: str, words: tuple[str, ...]) -> float:
+def name_coverage(name: str, words: tuple[str, ...]) -> float:
     parts = normalize_name(name).split()
     if not parts or not words:
         return 0.0

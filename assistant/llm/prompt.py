@@ -132,6 +132,8 @@ def device_line(registry: DeviceRegistry, entity: Entity) -> dict[str, Any]:
 def _state(entity: Entity) -> str:
     if not entity.available:
         return "unavailable"
+    if not entity.reported:
+        return "not reported since the hub started"
     state = entity.state if entity.state is not None else "unknown"
     unit = entity.attributes.get("unit_of_measurement")
     return f"{state} {unit}" if unit else state

@@ -33,6 +33,7 @@ from home_assistant_intents import get_intents
 from assistant.understanding.aliases import derived_area_names, derived_names
 from assistant.messages import ToolCall
 from assistant.registry import DeviceRegistry, Entity, RegistryChange, normalize_name
+from assistant.safety import SafetyPolicy
 from assistant.understanding.template_filter import TemplateFilter
 
 log = logging.getLogger(__name__)
@@ -233,9 +234,12 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> None:
 
 
 class FastPath:
-    def __init__(self, registry: DeviceRegistry, language: str = "en") -> None:
+    def __init__(self, registry: DeviceRegistry, language: str = "en", *,
+                 policy: SafetyPolicy | None = None) -> None:
         self.registry = registry
         self.language = language
+        self._own_policy = policy is None
+        self.policy = policy or SafetyPolicy(registry)
         self._intents = _load_intents(language)
         self._slot_lists: dict[str, TextSlotList] | None = None
         self._template_filter: TemplateFilter | None = None
@@ -246,6 +250,8 @@ class FastPath:
 
     def close(self) -> None:
         self._unsubscribe()
+        if self._own_policy:
+            self.policy.close()
 
     def _on_registry_change(self, change: RegistryChange) -> None:
         if change.structure:
@@ -343,8 +349,10 @@ class FastPath:
         if route is None:
             return NO_MATCH
         args = route.args({name: slot.value for name, slot in result.entities.items()})
-        ids = self._resolve(self._targets(result), route, text, area)
-        return FastPathResult(intent, (ToolCall(route.tool, {"entity_ids": ids, **args}),))
+        targets = self._targets(result)
+        ids = self._resolve(targets, route, text, area)
+        return FastPathResult(intent, (ToolCall(_lock_tool(route.tool, targets, ids),
+                                                {"entity_ids": ids, **args}),))
 
     def _targets(self, result: RecognizeResult) -> _Targets:
         slots = result.entities
@@ -383,6 +391,7 @@ class FastPath:
                 return [e.entity_id for e in found]
             return self._choose(found, targets, speaker_area, route.prefer_states,
                                 _Together.NEVER if derived else _Together.SAME_AREA)
+        kind_said = bool(targets.domains or targets.device_classes)
         if not targets.domains:
             targets.domains.update(route.domains)
             targets.device_classes.update(route.device_classes)
@@ -394,6 +403,12 @@ class FastPath:
             found = self._in_place(found, targets)
             if not found:
                 raise _Unresolved(f"I couldn't find {self._describe(targets)}.")
+            if not kind_said and route.tool != "get_state":
+                # "everything" or a whole room never sweeps in a lock or a garage door: those
+                # are acted on when named or asked for by their kind ("lock all the doors").
+                found = [e for e in found if self.policy.may_sweep(e)]
+                if not found:
+                    raise _Unresolved(f"I couldn't find {self._describe(targets)}.")
             # Questions report every device that fits; actions said in the singular act on one.
             if len(found) > 1 and route.tool != "get_state" and not everything \
                     and not _PLURAL_NOUN.search(text.casefold()):
@@ -472,6 +487,18 @@ class FastPath:
             self.registry.floors[targets.floor].name if targets.floor in self.registry.floors
             else None)
         return f"{what.replace('_', ' ')}" + (f" in the {where}" if where else "")
+
+
+def _lock_tool(tool: str, targets: _Targets, ids: list[str]) -> str:
+    """Home Assistant's lock templates ("lock the front door") are HassTurnOn/Off; only they
+    become lock/unlock. A plain "turn off the front door" stays turn_off, which no lock has."""
+    said_lock = "lock" in targets.domains or "lock" in targets.name_domains
+    if said_lock and tool in _LOCK_TOOLS and ids and all(i.startswith("lock.") for i in ids):
+        return _LOCK_TOOLS[tool]
+    return tool
+
+
+_LOCK_TOOLS = {"turn_on": "lock", "turn_off": "unlock"}
 
 
 class _NotACommand(ValueError):

@@ -3,7 +3,8 @@
 Piper speaks commands naming the home's devices; each one goes through the live-stream path
 (end-of-speech detection -> Whisper -> converse) exactly as a microphone's audio would. The
 converse can be injected: the daemon passes one that acts over MQTT, so ``e2e_ms`` is from
-the detected end of speech to the command having been sent.
+the detected end of speech to the reply, which waits for the devices to report what they did;
+``report_wait_ms`` is the part of it spent waiting for those reports.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from assistant.voice.audio import SAMPLE_RATE, float_to_pcm16, pcm16_to_float, r
 from assistant.voice.detect import SpeechEnded
 from assistant.voice.pipeline import PipelineEvent, VoicePipeline
 from assistant.voice.tts import TextToSpeech
+from skills.reports import recording_report_waits
 
 # A small home for standalone runs: (device name, area).
 DEMO_HOME: tuple[tuple[str, str | None], ...] = (
@@ -163,6 +165,8 @@ class Misheard:
 class VoiceBenchReport:
     runs: int
     e2e_ms: float  # median: end of speech detected -> converse done
+    report_wait_ms: float  # median per command: converse waiting for devices to report
+    report_wait_max_ms: float
     stt_ms: float
     stt_real_time_factor: float
     tts_first_audio_ms: float
@@ -176,6 +180,8 @@ class VoiceBenchReport:
             "e2e_ms": round(self.e2e_ms, 1),
             "stt_ms": round(self.stt_ms, 1),
             "e2e_over_stt": round(self.e2e_ms / self.stt_ms, 3) if self.stt_ms else None,
+            "report_wait_ms": round(self.report_wait_ms, 1),
+            "report_wait_max_ms": round(self.report_wait_max_ms, 1),
             "stt_real_time_factor": round(self.stt_real_time_factor, 3),
             "tts_first_audio_ms": round(self.tts_first_audio_ms, 1),
             "exact_rate_biased": round(self.exact_rate_biased, 4),
@@ -208,7 +214,7 @@ async def run_voice_bench(pipeline: VoicePipeline, commands: Sequence[str], *,
                           runs: int) -> VoiceBenchReport:
     """``runs`` commands (cycling through ``commands``) through the live-stream path."""
     await asyncio.gather(pipeline.stt.load(), pipeline.tts.load())
-    e2e, stt, rtf, first_audio = [], [], [], []
+    e2e, stt, rtf, first_audio, report_wait = [], [], [], [], []
     exact_biased = exact_unbiased = 0
     misheard: list[Misheard] = []
     captured: list[bytes] = []  # what Whisper heard, to transcribe it unbiased as well
@@ -220,24 +226,27 @@ async def run_voice_bench(pipeline: VoicePipeline, commands: Sequence[str], *,
     for run in range(runs):
         said = commands[run % len(commands)]
         audio = await speak_command(pipeline.tts, said)
-        async for result in pipeline.run_stream(_as_stream(audio), mode="push_to_talk",
-                                                on_event=keep_capture):
-            timings = result.timings
-            e2e.append(timings.end_of_speech_to_converse_ms)
-            stt.append(timings.stt_ms)
-            rtf.append(timings.stt_real_time_factor)
-            if timings.tts_first_audio_ms is not None:
-                first_audio.append(timings.tts_first_audio_ms)
-            unbiased = await pipeline.stt.transcribe(captured[-1], biased=False)
-            expected = normalize_transcript(said)
-            biased_ok = normalize_transcript(result.transcript.text) == expected
-            unbiased_ok = normalize_transcript(unbiased.text) == expected
-            exact_biased += biased_ok
-            exact_unbiased += unbiased_ok
-            if not biased_ok or not unbiased_ok:
-                misheard.append(Misheard(said, result.transcript.text, unbiased.text))
+        with recording_report_waits() as waits:
+            async for result in pipeline.run_stream(_as_stream(audio), mode="push_to_talk",
+                                                    on_event=keep_capture):
+                timings = result.timings
+                e2e.append(timings.end_of_speech_to_converse_ms)
+                stt.append(timings.stt_ms)
+                rtf.append(timings.stt_real_time_factor)
+                if timings.tts_first_audio_ms is not None:
+                    first_audio.append(timings.tts_first_audio_ms)
+                unbiased = await pipeline.stt.transcribe(captured[-1], biased=False)
+                expected = normalize_transcript(said)
+                biased_ok = normalize_transcript(result.transcript.text) == expected
+                unbiased_ok = normalize_transcript(unbiased.text) == expected
+                exact_biased += biased_ok
+                exact_unbiased += unbiased_ok
+                if not biased_ok or not unbiased_ok:
+                    misheard.append(Misheard(said, result.transcript.text, unbiased.text))
+        report_wait.append(sum(waits) * 1000)
     return VoiceBenchReport(
         runs=runs, e2e_ms=statistics.median(e2e), stt_ms=statistics.median(stt),
+        report_wait_ms=statistics.median(report_wait), report_wait_max_ms=max(report_wait),
         stt_real_time_factor=statistics.median(rtf),
         tts_first_audio_ms=statistics.median(first_audio) if first_audio else 0.0,
         exact_rate_biased=exact_biased / runs, exact_rate_unbiased=exact_unbiased / runs,
@@ -252,6 +261,8 @@ def format_report(report: VoiceBenchReport, pipeline: VoicePipeline) -> str:
         " medians",
         f"  end of speech -> converse done  {report.e2e_ms:7.0f} ms"
         f"  ({report.e2e_ms / report.stt_ms:.2f}x speech-to-text alone)" if report.stt_ms else "",
+        f"  of which devices reporting back {report.report_wait_ms:7.0f} ms"
+        f"  (slowest {report.report_wait_max_ms:.0f} ms)",
         f"  speech to text                  {report.stt_ms:7.0f} ms"
         f"  (real-time factor {report.stt_real_time_factor:.2f})",
         f"  text to speech, first audio     {report.tts_first_audio_ms:7.0f} ms",

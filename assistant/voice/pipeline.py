@@ -16,6 +16,7 @@ from typing import Any
 
 from assistant.messages import ConversationRequest, ConversationResponse
 from assistant.registry import DeviceRegistry, normalize_name
+from assistant.safety import extract_secrets
 from assistant.voice.audio import AudioDeviceUnavailableError, Microphone, seconds_of
 from assistant.voice.config import ListenMode, VoiceConfig
 from assistant.voice.detect import (
@@ -287,7 +288,8 @@ class VoicePipeline:
         try:
             async for result in self.run_stream(microphone.chunks(), area=area, on_event=speak):
                 if result.transcript.text:
-                    log.info("heard %r -> %r", result.transcript.text, result.response.reply)
+                    log.info("heard %r -> %r", extract_secrets(result.transcript.text)[0],
+                             result.response.reply)
                 await self.output.finish(result.reply_audio, result.sample_rate)
                 microphone.clear()  # it heard the reply and whatever happened meanwhile
         except Exception:  # nobody awaits this task until shutdown: say it here

@@ -1,0 +1,73 @@
+"""The regression gate: the fast path on a few public homes must keep its strict score.
+
+The datasets sit beside the clone (``../shared/datasets``, read in place, never copied). The
+floors are a little under the strict figures measured when they were set
+(docs/EVALUATION.md), so a real regression fails while a sentence or two of noise does not;
+any wrong or unsafe action fails at once. Raise a floor when the figures improve.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from assistant.config import Config
+from assistant.evaluation import Report, evaluate_homes, find_homes
+
+DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
+TASKS = DATASETS / "home-assistant-datasets"
+
+# group -> (homes, floor for passed_of_all). Chosen to cover what matters most: questions
+# (locks, valves, garage doors, sprinklers), numbers (volume, brightness, temperature,
+# positions), media and sentences with no derivable action, in under a minute together.
+GATES: dict[str, tuple[tuple[str, ...], float]] = {
+    "assist-mini": (("assist-mini",), 0.82),  # 43 of 50 on 2026-12-01
+    "device-actions": (("device-actions-v2-fixtures/home2-ca",  # 269 of 329 on 2026-12-01
+                        "device-actions-v2-fixtures/home7-cn",
+                        "device-actions-v2-fixtures/home8-ru"), 0.78),
+}
+
+
+def gate_failure(group: str, report: Report, floor: float) -> str | None:
+    """Why ``report`` fails the gate, or None when it passes."""
+    summary = report.to_json()
+    if summary["unsafe"] or summary["wrong_action"]:
+        harmful = [f for f in report.failures if f["outcome"] in {"wrong_action", "unsafe"}]
+        return f"{group}: {summary['unsafe']} unsafe, {summary['wrong_action']} wrong: {harmful}"
+    if summary["passed_of_all"] < floor:
+        return (f"{group}: {summary['passed']} of {summary['total'] + summary['underivable']} "
+                f"passed ({summary['passed_of_all']:.1%}), below the floor of {floor:.0%}")
+    return None
+
+
+@pytest.mark.parametrize("group", sorted(GATES))
+async def test_fast_path_keeps_its_strict_score(group: str) -> None:
+    if not DATASETS.is_dir():
+        pytest.skip(f"no evaluation datasets at {DATASETS} (they sit beside the clone in CI)")
+    names, floor = GATES[group]
+    homes = [home for name in names for home in find_homes(TASKS / name)]
+    assert len(homes) >= len(names), f"a gate home is missing under {TASKS}: {names}"
+    args = argparse.Namespace(no_llm=True, limit=None, confirm="yes")
+    report = await asyncio.wait_for(evaluate_homes(Config(), args, homes), 90)
+    assert gate_failure(group, report, floor) is None
+
+
+def test_the_gate_fails_a_drop_and_any_harm() -> None:
+    def report(*outcomes: str, underivable: int = 0) -> Report:
+        made = Report(underivable=underivable)
+        for outcome in outcomes:
+            made.add("c", outcome, "fast")
+            if outcome != "passed":
+                made.failures.append({"outcome": outcome})
+        return made
+
+    assert gate_failure("g", report("passed", "passed", "passed", "failed"), 0.75) is None
+    assert gate_failure("g", report("passed", "passed", "failed", "failed"), 0.75)
+    # Underivable sentences count against the floor.
+    assert gate_failure("g", report("passed", "passed", "passed", underivable=1), 0.75) is None
+    assert gate_failure("g", report("passed", "passed", "passed", underivable=2), 0.75)
+    for harm in ("wrong_action", "unsafe"):
+        assert gate_failure("g", report(*["passed"] * 99, harm), 0.5)
