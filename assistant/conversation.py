@@ -280,7 +280,9 @@ class Conversation:
             if not grounding.sweeps:  # "everything" means the rest anyway: no need to say
                 left_alone.update((e.entity_id, e.name) for e in targets
                                   if e.entity_id in unnamed_sensitive)
-            targets = [e for e in targets if e.entity_id not in unnamed_sensitive]
+            targets = [e for e in targets if e.entity_id not in unnamed_sensitive and (
+                e.entity_id in grounded or e.domain in grounding.domains
+                or e.area in grounding.areas)]
             if names_something:  # what the request names is what it is about
                 targets = [e for e in targets if e.entity_id in grounded]
             if targets:

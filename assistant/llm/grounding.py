@@ -77,15 +77,36 @@ class Grounding:
         self.registry = registry
         self.policy = policy
         self.words = tuple(normalize_name(text).split())
-        self.domains = implied_domains(self.words)
+        # "switch on/off" is a verb, not the kind "switch"
+        self.domains = implied_domains(w for i, w in enumerate(self.words) if not (
+            w == "switch" and self.words[i + 1:i + 2] in (("on",), ("off",))))
         self.areas = named_areas(registry, self.words)
         self.previous = frozenset(previous)
+        self.rooms = self._rooms_outside_names(registry)
         # "it's dark", "it is cold": a dummy "it" refers to nothing
         referring = [w for i, w in enumerate(self.words) if not (
             w == "it" and self.words[i + 1:i + 2] in (("s",), ("is",), ("was",)))]
         self.refers_back = bool(REFERRING_WORDS & set(referring))
         self.sweeps = bool(_SWEEP.search(" ".join(self.words)))
         self.qualified = self._has_unknown_word()
+
+    def _rooms_outside_names(self, registry: DeviceRegistry) -> set[str]:
+        """The named areas, less those whose words only appear inside a device name the
+        utterance says ("the living room lamp" names a lamp, not the living room)."""
+        in_names: set[str] = set()
+        for entity in registry.entities():
+            for name in (entity.name, *entity.aliases):
+                if name_coverage(name, self.words) >= 1.0:
+                    in_names.update(normalize_name(name).split())
+        rooms = set()
+        for area_id in self.areas:
+            area = registry.areas.get(area_id)
+            phrases = [p for p in ((area.name, area.id, *area.aliases) if area else ())
+                       if name_coverage(p, self.words) >= 1.0]
+            if not phrases or any(not set(normalize_name(p).split()) <= in_names
+                                  for p in phrases):
+                rooms.add(area_id)
+        return rooms
 
     def _has_unknown_word(self) -> bool:
         known: set[str] = set(COMMAND_WORDS) | GENERIC_WORDS
@@ -103,7 +124,7 @@ class Grounding:
         "sweep"), or None when it does not."""
         if any(name_coverage(name, self.words) >= 1.0 for name in (entity.name, *entity.aliases)):
             return "name"
-        if entity.entity_id in self.previous and self.refers_back:
+        if entity.entity_id in self.previous and self.refers_back and not self.qualified:
             return "follow-up"
         kind_said = entity.domain in self.domains
         # A kind alone grounds every device of it, unless a room narrows it (the area rule
@@ -113,7 +134,7 @@ class Grounding:
             return "kind"
         if self.policy.is_sensitive(entity):
             return None  # a room or "everything" never grounds a lock or a garage door
-        if entity.area in self.areas and (kind_said or not self.domains):  # floors included
+        if entity.area in self.rooms and (kind_said or not self.domains):  # floors included
             return "area"
         if self.sweeps and not self.domains and not self.areas:
             return "sweep"
@@ -130,7 +151,8 @@ class Grounding:
     def about_the_home(self) -> bool:
         """Whether the utterance names any device, kind of device, room or floor here, or
         refers back to the previous turn's devices."""
-        if self.areas or self.sweeps or (self.previous and self.refers_back):
+        if self.areas or self.sweeps or (self.previous and self.refers_back
+                                         and not self.qualified):
             return True
         if self.domains & {e.domain for e in self.registry.entities()}:
             return True
