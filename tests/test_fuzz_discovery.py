@@ -11,6 +11,7 @@ every bound reachable. Runs are derandomized (same examples every run, nothing w
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import random
@@ -250,8 +251,8 @@ def _mutated(case: Case) -> dict[str, Any]:
             node = node[key]
         if value is DELETE:
             node.pop(path[-1], None)
-        else:
-            node[path[-1]] = value
+        else:  # a copy: a value drawn from the base configs must never be changed in place
+            node[path[-1]] = copy.deepcopy(value)
     return config
 
 
