@@ -258,7 +258,8 @@ class Conversation:
     def _grounded(self, calls: tuple[ToolCall, ...], grounding: Grounding,
                   question: bool) -> tuple[tuple[ToolCall, ...], frozenset[str], list[str]]:
         """The calls to run; the targets to ask about first because the request did not
-        ground them (only when it names no device at all, and only a few); and the names of sensitive devices left alone because the request did
+        ground them (only of a kind or room it names, when it names no device by name, and
+        only a few); and the names of sensitive devices left alone because the request did
         not name them (a lock is never a guess). A question only ever reads states."""
         kept: list[ToolCall] = []
         ask_first: set[str] = set()

@@ -5,12 +5,15 @@ repeats the last turn, or picks whatever is listed. A proposed target counts onl
 
 - the utterance names it (its name or an alias, word for word up to small STT slips),
 - the utterance names its area or floor, and either names no kind of device or names its
-  kind ("the kitchen", "the kitchen lights"),
-- the utterance names its kind ("the lights", "it's too dark"), no room, and nothing else
+  kind ("the kitchen", "the kitchen lights"); room words that are part of a device name it
+  says ("the living room lamp") name that device, not the room,
+- the utterance names its kind ("the lights", "it's too dark"; "switch on" is a verb),
+  no room, and nothing else
   that could tell devices apart (a word no device, room or command has: the "porch" of
   "the porch plug" in a home without a porch), and does not refer back to the previous
   turn, or
-- it is a follow-up ("it", "too", "brighter") to the devices of the previous turn, or
+- it is a follow-up ("it", "too", "brighter"; not the "it" of "it's cold") to the devices
+  of the previous turn, with no word that names something else, or
 - the utterance sweeps ("everything", "all devices") and names no kind or place.
 
 Sensitive devices are grounded by name, kind or follow-up only: a room or "everything" never
