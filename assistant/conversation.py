@@ -45,6 +45,9 @@ _NO_WORDS = frozenset("no nope nah not don t dont never cancel stop abort wait h
 _CAPABILITIES = re.compile(r"^(what (else )?can (you|i) (do|say|ask)|what are you able to do|"
                            r"what do you do|how can you help|help( me)?)\b")
 _CANNOT = "Sorry, I can't do that yet."
+# "Everything" switches things on or off, opens or closes them; it never means "play" or
+# "set the volume" everywhere.
+SWEEPING_TOOLS = frozenset({"turn_on", "turn_off", "open", "close"})
 MAX_GUESSES = 3  # at most this many unnamed devices are offered in one question
 
 Answer = Literal["yes", "no", "mixed"]
@@ -271,7 +274,9 @@ class Conversation:
                 continue  # "turn it off" answered with turn_on
             targets = [e for e in map(self.registry.get, call.args.get("entity_ids", ()))
                        if e is not None]
-            grounded = {e.entity_id for e in targets if grounding.reason(e) is not None}
+            reasons = {e.entity_id: grounding.reason(e) for e in targets}
+            grounded = {eid for eid, why in reasons.items() if why is not None and (
+                why != "sweep" or call.tool in SWEEPING_TOOLS)}
             if question or call.tool == "get_state":
                 reads.update(dict.fromkeys(e.entity_id for e in targets
                                            if e.entity_id in grounded))

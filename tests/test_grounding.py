@@ -171,3 +171,12 @@ async def test_a_compound_request_says_which_part_did_not_happen() -> None:
     response = await conversation.handle(ask("kitchen light on, and the bedroom light too"))
     assert sent.commands == [EntityCommand("light.kitchen", "turn_on")]
     assert not response.success and "did nothing with the Bedroom Light" in response.reply
+
+
+async def test_everything_only_switches_or_opens_and_closes() -> None:
+    reasoner = ScriptedReasoner(Proposal((
+        ToolCall("set_light", {"entity_ids": ["light.kitchen"], "brightness_pct": 100}),
+        ToolCall("turn_off", {"entity_ids": ["light.bedroom"]}))))
+    conversation, sent = make_conversation(reasoner)
+    await conversation.handle(ask("turn everything off"))
+    assert sent.commands == [EntityCommand("light.bedroom", "turn_off")]
