@@ -27,11 +27,17 @@ from assistant.messages import (
     UnderstandingPath,
 )
 from assistant.mqtt_link import BrokerUnreachableError
-from assistant.registry import DeviceRegistry, normalize_name
+from assistant.registry import DeviceRegistry, Entity, normalize_name
 from assistant.safety import SECRET_MARK, SafetyPolicy, extract_secrets, redact
 from assistant.understanding.fastpath import FastPath
 from device_adapters.base import CommandNotSupportedError, ReportWait
-from skills.base import CommandSink, SkillRegistry, ToolContext, ToolValidationError
+from skills.base import (
+    CommandSink,
+    SkillRegistry,
+    ToolContext,
+    ToolValidationError,
+    spoken_names,
+)
 
 log = logging.getLogger(__name__)
 
@@ -217,8 +223,8 @@ class Conversation:
                       state: _ConversationState, hint: str | None) -> ConversationResponse:
         grounding = Grounding(self.registry, self.policy, text, self._previous_targets(state))
         if not grounding.about_the_home():
-            reply = f"{_CANNOT} I can {self.skills.capabilities()[0]}." \
-                if self.skills.capabilities() else _CANNOT
+            reply = f"{_CANNOT} {self._capabilities()}" if self.skills.capabilities() \
+                else _CANNOT
             return self._remember(text, (), ConversationResponse(reply, success=False), state)
         if self.reasoner is None:
             return ConversationResponse("Sorry, I didn't understand that.", success=False)
@@ -231,7 +237,7 @@ class Conversation:
                                         path="llm", success=False)
         calls, ask_first, left_alone = self._grounded(proposal.calls, grounding,
                                                       is_question(text))
-        note = (f"I left {_joined(left_alone)} alone: say {'its' if len(left_alone) == 1 else 'their'} "
+        note = (f"I left {spoken_names(left_alone)} alone: say {'its' if len(left_alone) == 1 else 'their'} "
                 "name if you want me to act on it.") if left_alone else ""
         if not calls:
             # The model's own words may claim what never happened: keep only its questions
@@ -247,7 +253,7 @@ class Conversation:
         response = await self._execute(text, calls, "llm", request, state, ask_first=ask_first)
         skipped = _named_but_untouched(grounding, calls, left_alone)
         if skipped:  # part of a compound request the model dropped: say which
-            note = f"{note} I did nothing with {_joined(skipped)}.".strip()
+            note = f"{note} I did nothing with {spoken_names(skipped)}.".strip()
         if not note:
             return response
         return replace(response, reply=f"{response.reply} {note}".strip(), success=False)
@@ -259,16 +265,16 @@ class Conversation:
                 for entity_id in call.args.get("entity_ids", ())]
 
     def _grounded(self, calls: tuple[ToolCall, ...], grounding: Grounding,
-                  question: bool) -> tuple[tuple[ToolCall, ...], frozenset[str], list[str]]:
+                  question: bool) -> tuple[tuple[ToolCall, ...], frozenset[str], list[Entity]]:
         """The calls to run; the targets to ask about first because the request did not
         ground them (only of a kind or room it names, when it names no device by name, and
-        only a few); and the names of sensitive devices left alone because the request did
+        only a few); and the sensitive devices left alone because the request did
         not name them (a lock is never a guess). A question only ever reads states."""
         kept: list[ToolCall] = []
         ask_first: set[str] = set()
-        left_alone: dict[str, str] = {}
+        left_alone: dict[str, Entity] = {}
         reads: dict[str, None] = {}
-        names_something = grounding.names_a_device()
+        names_something = bool(grounding.named)
         for call in calls:
             if grounding.contradicts(call.tool):
                 continue  # "turn it off" answered with turn_on
@@ -284,7 +290,7 @@ class Conversation:
             unnamed_sensitive = {e.entity_id for e in targets
                                  if e.entity_id not in grounded and self.policy.is_sensitive(e)}
             if not grounding.sweeps:  # "everything" means the rest anyway: no need to say
-                left_alone.update((e.entity_id, e.name) for e in targets
+                left_alone.update((e.entity_id, e) for e in targets
                                   if e.entity_id in unnamed_sensitive)
             targets = [e for e in targets if e.entity_id not in unnamed_sensitive and (
                 e.entity_id in grounded or e.domain in grounding.domains
@@ -368,21 +374,15 @@ class Conversation:
 
 
 def _named_but_untouched(grounding: Grounding, calls: tuple[ToolCall, ...],
-                         left_alone: list[str]) -> list[str]:
-    """Names of devices the request names that no call touched ("the Kitchen Lamp" when
-    "the Lamp" was touched is the same device said shorter, not a dropped one)."""
+                         left_alone: list[Entity]) -> list[Entity]:
+    """Devices the request names that no call touched ("the Kitchen Lamp" when "the Lamp"
+    was touched is the same device said shorter, not a dropped one)."""
     touched = {eid for call in calls for eid in call.args.get("entity_ids", ())}
-    touched_names = [normalize_name(e.name) for e in grounding.registry.entities()
-                     if e.entity_id in touched]
-    return [e.name for e in grounding.registry.entities()
-            if e.entity_id not in touched and e.name not in left_alone
-            and grounding.reason(e) == "name"
+    touched_names = [normalize_name(e.name) for e in map(grounding.registry.get, touched)
+                     if e is not None]
+    skipped = touched | {e.entity_id for e in left_alone}
+    return [e for e in grounding.named.values() if e.entity_id not in skipped
             and not any(normalize_name(e.name) in name for name in touched_names)]
-
-
-def _joined(names: list[str]) -> str:
-    named = [f"the {name}" for name in names]
-    return " and ".join(named) if len(named) <= 2 else ", ".join(named[:-1]) + f" and {named[-1]}"
 
 
 def _with_secrets(call: ToolCall, secrets: list[str]) -> ToolCall:

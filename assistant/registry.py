@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 FLUSH_DELAY_S = 0.1  # how long the writer gathers changes into one transaction
 
+
 class Area(BaseModel):
     model_config = ConfigDict(frozen=True)
 

@@ -205,6 +205,14 @@ class SkillRegistry:
         return await bound.spec.handler(bound.skill, args, context)
 
 
+def spoken_names(entities: list[Entity]) -> str:
+    """"the Kitchen Light", "the A and the B", "the A, the B and the C"."""
+    names = [f"the {e.name}" for e in entities]
+    if len(names) <= 2:
+        return " and ".join(names)
+    return ", ".join(names[:-1]) + f" and {names[-1]}"
+
+
 def referenced_entity_ids(args: BaseModel) -> list[str]:
     ids: list[str] = []
     for name, field in type(args).model_fields.items():

@@ -24,6 +24,7 @@ from skills.base import (
     Skill,
     ToolContext,
     entity_ids_field,
+    spoken_names,
     tool,
 )
 
@@ -318,7 +319,7 @@ async def _act(ctx: ToolContext, tool_name: str, args: Targets,
     entities = [e for e in map(ctx.registry.get, args.entity_ids) if e is not None]
     offline = [e for e in entities if not e.available]
     if offline:
-        return ToolResult(reply=f"{_names(offline).capitalize()} {'is' if len(offline) == 1 else 'are'} "
+        return ToolResult(reply=f"{spoken_names(offline).capitalize()} {'is' if len(offline) == 1 else 'are'} "
                           "unavailable right now.", success=False)
     commands, unsupported = [], []
     for entity in entities:
@@ -344,14 +345,14 @@ async def _act(ctx: ToolContext, tool_name: str, args: Targets,
         answered = [(e, c) for e, c in commands if e.entity_id not in silent]
         if answered:
             done = done or _verbs(answered, 1) + " {names}"
-            replies.append(f"OK, {done.format(names=_names([e for e, _ in answered]))}"
+            replies.append(f"OK, {done.format(names=spoken_names([e for e, _ in answered]))}"
                            f"{_optimistic_note(outcome.optimistic, answered)}.")
         replies.extend(_silent_replies(outcome.silent))
     pending: tuple[ToolCall, ...] = ()
     if to_ask:
         pending = (ToolCall(tool_name, {**args.model_dump(exclude_none=True),
                                         "entity_ids": [e.entity_id for e, _ in to_ask]}),)
-        replies.append(f"Do you want me to {_verbs(to_ask, 0)} {_names([e for e, _ in to_ask])}? "
+        replies.append(f"Do you want me to {_verbs(to_ask, 0)} {spoken_names([e for e, _ in to_ask])}? "
                        "Say yes to confirm.")
     return ToolResult(reply=" ".join([*replies, *unsupported]), actions=actions,
                       needs_confirmation=pending, success=not unsupported and not outcome.silent)
@@ -377,7 +378,7 @@ def _optimistic_note(optimistic: tuple[Entity, ...], answered: Commands) -> str:
         return ""
     one = len(optimistic) == 1
     who = ("it" if one else "they") if len(optimistic) == len(answered) \
-        else _names(list(optimistic))
+        else spoken_names(list(optimistic))
     return f"; {who} {'does' if one else 'do'} not report {'its' if one else 'their'} state"
 
 
@@ -391,7 +392,7 @@ def _silent_replies(silent: tuple[Silent, ...]) -> list[str]:
         by_expected.setdefault(what, []).append(item.entity)
     replies = []
     for what, entities in by_expected.items():
-        names = _names(entities)
+        names = spoken_names(entities)
         replies.append(f"{names[0].upper()}{names[1:]} did not report {what}.")
     return replies
 
@@ -405,13 +406,6 @@ def _verbs(commands: list[tuple[Entity, EntityCommand]], tense: int) -> str:
     verbs = dict.fromkeys(SERVICE_VERBS.get(c.service, (c.service.replace("_", " "),) * 2)[tense]
                           for _, c in commands)
     return " / ".join(verbs)
-
-
-def _names(entities: list[Entity]) -> str:
-    names = [f"the {e.name}" for e in entities]
-    if len(names) <= 2:
-        return " and ".join(names)
-    return ", ".join(names[:-1]) + f" and {names[-1]}"
 
 
 def describe_state(entity: Entity, ctx: ToolContext) -> str:

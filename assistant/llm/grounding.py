@@ -85,6 +85,10 @@ class Grounding:
             w == "switch" and self.words[i + 1:i + 2] in (("on",), ("off",))))
         self.areas = named_areas(registry, self.words)
         self.previous = frozenset(previous)
+        # the devices whose name or an alias the utterance says, word for word
+        self.named = {e.entity_id: e for e in registry.entities()
+                      if any(name_coverage(name, self.words) >= 1.0
+                             for name in (e.name, *e.aliases))}
         self.rooms = self._rooms_outside_names(registry)
         # "it's dark", "it is cold": a dummy "it" refers to nothing
         referring = [w for i, w in enumerate(self.words) if not (
@@ -97,7 +101,7 @@ class Grounding:
         """The named areas, less those whose words only appear inside a device name the
         utterance says ("the living room lamp" names a lamp, not the living room)."""
         in_names: set[str] = set()
-        for entity in registry.entities():
+        for entity in self.named.values():
             for name in (entity.name, *entity.aliases):
                 if name_coverage(name, self.words) >= 1.0:
                     in_names.update(normalize_name(name).split())
@@ -125,7 +129,7 @@ class Grounding:
     def reason(self, entity: Entity) -> str | None:
         """How the utterance grounds ``entity`` ("name", "follow-up", "kind", "area",
         "sweep"), or None when it does not."""
-        if any(name_coverage(name, self.words) >= 1.0 for name in (entity.name, *entity.aliases)):
+        if entity.entity_id in self.named:
             return "name"
         if entity.entity_id in self.previous and self.refers_back and not self.qualified:
             return "follow-up"
@@ -143,10 +147,6 @@ class Grounding:
             return "sweep"
         return None
 
-    def names_a_device(self) -> bool:
-        """Whether the utterance names some device here by its name or an alias."""
-        return any(self.reason(e) == "name" for e in self.registry.entities())
-
     def contradicts(self, tool: str) -> bool:
         """Whether the request asks for the opposite of what ``tool`` does."""
         return bool(_OPPOSITES.get(tool, frozenset()) & set(self.words))
@@ -159,5 +159,5 @@ class Grounding:
             return True
         if self.domains & {e.domain for e in self.registry.entities()}:
             return True
-        return self.names_a_device()
+        return bool(self.named)
 
