@@ -99,7 +99,7 @@ def cmd_config_check(args: argparse.Namespace) -> int:
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
-    from assistant.api import ApiClient, DaemonNotRunningError
+    from assistant.transport.api import ApiClient, DaemonNotRunningError
 
     config = resolve_config(args.config, allow_demo=True)
     try:
@@ -119,7 +119,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 
 def cmd_listen(args: argparse.Namespace) -> int:
-    from assistant.api import ApiClient, DaemonNotRunningError
+    from assistant.transport.api import ApiClient, DaemonNotRunningError
     from assistant.voice.commands import listen_command
 
     config = resolve_config(args.config, allow_demo=True)
@@ -134,7 +134,7 @@ def cmd_listen(args: argparse.Namespace) -> int:
 
 
 def cmd_bench_voice(args: argparse.Namespace) -> int:
-    from assistant.virtual_stack import demo_stack
+    from assistant.virtual.stack import demo_stack
     from assistant.voice.commands import bench_voice
 
     config = resolve_config(args.config)
@@ -150,7 +150,7 @@ def cmd_bench_voice(args: argparse.Namespace) -> int:
 
 
 def cmd_bench_nlu(args: argparse.Namespace) -> int:
-    from assistant.bench import run_nlu_bench
+    from assistant.virtual.bench import run_nlu_bench
 
     result = run_nlu_bench(sizes=(50, 500), repeats=args.repeats)
     if args.json:
@@ -164,7 +164,7 @@ def cmd_bench_nlu(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from assistant.demo import run_demo
+    from assistant.virtual.demo import run_demo
 
     config = resolve_config(args.config)
     setup_logging(args.log_level or "WARNING")
@@ -173,8 +173,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from assistant.evaluation import run_eval_command
-    from assistant.virtual_stack import with_bundled_llm
+    from assistant.virtual.evaluation import run_eval_command
+    from assistant.virtual.stack import with_bundled_llm
 
     config = with_bundled_llm(resolve_config(args.config)) if not args.no_llm \
         else resolve_config(args.config)

@@ -26,7 +26,7 @@ from assistant.messages import (
     ToolCall,
     UnderstandingPath,
 )
-from assistant.mqtt_link import BrokerUnreachableError
+from assistant.transport.mqtt_link import BrokerUnreachableError
 from assistant.registry import DeviceRegistry, Entity, normalize_name
 from assistant.safety import SECRET_MARK, SafetyPolicy, extract_secrets, redact
 from assistant.understanding.fastpath import FastPath

@@ -16,18 +16,18 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from assistant.api import ConversationApi
+from assistant.transport.api import ConversationApi
 from assistant.config import Config
 from assistant.conversation import Conversation, Reasoner
 from assistant.devices import DeviceGateway
 from assistant.understanding.fastpath import FastPath
 from assistant.messages import ConversationRequest, ConversationResponse
-from assistant.mqtt_link import MqttLink
+from assistant.transport.mqtt_link import MqttLink
 from assistant.registry import Area, DeviceRegistry, EntityPatch, Floor
 from assistant.safety import SafetyPolicy, exposure_predicate, extract_secrets
-from assistant.sdnotify import SystemdNotifier
+from assistant.transport.sdnotify import SystemdNotifier
 from device_adapters.base import ReportWait
-from device_adapters.ha_discovery import HomeAssistantDiscoveryAdapter
+from device_adapters.ha_discovery.adapter import HomeAssistantDiscoveryAdapter
 from skills.base import SkillRegistry
 from skills.home_control import HomeControlSkill
 

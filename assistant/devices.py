@@ -8,7 +8,7 @@ import logging
 from collections.abc import Callable
 
 from assistant.messages import EntityCommand, MqttMessage
-from assistant.mqtt_link import MqttLink
+from assistant.transport.mqtt_link import MqttLink
 from assistant.registry import DeviceRegistry, Entity
 from assistant.safety import redact_text
 from device_adapters.base import AdapterContext, CommandNotSupportedError, DeviceAdapter

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from assistant.embedded_broker import MosquittoProcess, free_loopback_port, mosquitto_executable
+from assistant.transport.embedded_broker import MosquittoProcess, free_loopback_port, mosquitto_executable
 
 DATA = Path(__file__).parent / "data"
 

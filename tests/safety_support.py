@@ -18,7 +18,7 @@ from assistant.messages import ConversationRequest, ConversationResponse, Entity
 from assistant.registry import Area, DeviceRegistry, Entity, Floor
 from assistant.safety import SafetyPolicy
 from assistant.understanding.fastpath import FastPath
-from device_adapters.virtual_home import demo_home
+from assistant.virtual.home import demo_home
 from skills.base import SkillRegistry
 from skills.home_control import HomeControlSkill
 from tests.conftest import DATA

@@ -29,8 +29,8 @@ from assistant.llm.config import LlmConfig
 from assistant.messages import ConversationRequest, ConversationResponse, ToolCall
 from assistant.registry import DeviceRegistry
 from assistant.safety import SafetyPolicy
-from assistant.virtual_stack import demo_stack
-from device_adapters.virtual_home import VirtualHome
+from assistant.virtual.stack import demo_stack
+from assistant.virtual.home import VirtualHome
 from tests.safety_support import (
     Home,
     claims_an_action,

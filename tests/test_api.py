@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from assistant.api import ApiClient, ConversationApi, request_topic, response_topic
+from assistant.transport.api import ApiClient, ConversationApi, request_topic, response_topic
 from assistant.config import MqttConfig
 from assistant.messages import ConversationRequest, ConversationResponse, MqttMessage
-from assistant.mqtt_link import MqttLink
+from assistant.transport.mqtt_link import MqttLink
 from tests.conftest import Broker, free_port
 
 

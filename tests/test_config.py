@@ -56,7 +56,7 @@ def test_environment_overrides_nested_keys(tmp_path: Path) -> None:
 
 
 def test_the_demo_listens_where_the_environment_says(monkeypatch: pytest.MonkeyPatch) -> None:
-    from assistant.demo import demo_address
+    from assistant.virtual.demo import demo_address
 
     monkeypatch.delenv("MIMO_HOME__MQTT__HOST", raising=False)
     monkeypatch.delenv("MIMO_HOME__MQTT__PORT", raising=False)

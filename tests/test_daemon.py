@@ -170,7 +170,7 @@ async def test_systemd_notifications_and_a_broken_voice_setup(
     import socket
 
     from assistant.config import Config, MqttConfig
-    from assistant.sdnotify import SystemdNotifier
+    from assistant.transport.sdnotify import SystemdNotifier
     from assistant.voice.config import SttConfig, VoiceConfig
 
     notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)

@@ -9,9 +9,9 @@ import pytest
 from assistant.config import MqttConfig
 from assistant.devices import DeviceGateway
 from assistant.messages import EntityCommand
-from assistant.mqtt_link import BrokerUnreachableError, MqttLink
+from assistant.transport.mqtt_link import BrokerUnreachableError, MqttLink
 from assistant.registry import DeviceRegistry, Entity
-from device_adapters.ha_discovery import SOURCE, HomeAssistantDiscoveryAdapter
+from device_adapters.ha_discovery.adapter import SOURCE, HomeAssistantDiscoveryAdapter
 from tests.conftest import free_port
 
 

@@ -9,7 +9,7 @@ import uuid
 
 import paho.mqtt.client as mqtt
 
-from assistant.embedded_broker import EmbeddedBroker, free_loopback_port
+from assistant.transport.embedded_broker import EmbeddedBroker, free_loopback_port
 
 TIMEOUT = 10.0
 

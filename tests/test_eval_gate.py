@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from assistant.config import Config
-from assistant.evaluation import Report, evaluate_homes, find_homes
+from assistant.virtual.evaluation import Report, evaluate_homes, find_homes
 
 DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 TASKS = DATASETS / "home-assistant-datasets"

@@ -16,8 +16,8 @@ import yaml
 
 from assistant.config import Config
 from assistant.daemon import Daemon
-from assistant.evaluation import Report, policy_guards, run_eval
-from assistant.evaluation_scoring import (
+from assistant.virtual.evaluation import Report, policy_guards, run_eval
+from assistant.virtual.evaluation_scoring import (
     Case,
     close,
     derive_action,
@@ -28,7 +28,7 @@ from assistant.evaluation_scoring import (
 )
 from assistant.registry import DeviceRegistry, Entity
 from assistant.safety import SafetyPolicy
-from device_adapters.virtual_home import EntityState
+from assistant.virtual.home import EntityState
 
 HOME = Path(__file__).parent / "data" / "eval_home"
 

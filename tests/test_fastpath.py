@@ -364,7 +364,7 @@ def test_part_of_a_room_name_finds_the_room(home: DeviceRegistry) -> None:
 
 
 def test_nlu_bench_reports_its_figures() -> None:
-    from assistant.bench import run_nlu_bench
+    from assistant.virtual.bench import run_nlu_bench
 
     figures = run_nlu_bench(sizes=(50,), repeats=1)["50"]
     assert figures["samples"] == figures["matched"] == 10

@@ -32,7 +32,7 @@ from assistant.device_data import DeviceLimits
 from assistant.messages import EntityCommand, MqttMessage
 from assistant.registry import DeviceRegistry
 from device_adapters.base import AdapterContext, CommandNotSupportedError
-from device_adapters.ha_discovery import (
+from device_adapters.ha_discovery.adapter import (
     _SUPPORTED_COMPONENTS,
     _TEXT_LIST_OPTIONS,
     ABBREVIATIONS,
@@ -300,7 +300,7 @@ class ErrorLog(logging.Handler):
 def errors() -> Iterator[ErrorLog]:
     """Errors the adapter and registry log (warnings are expected and not even formatted)."""
     handler = ErrorLog()
-    loggers = [logging.getLogger(name) for name in ("device_adapters.ha_discovery",
+    loggers = [logging.getLogger(name) for name in ("device_adapters.ha_discovery.adapter",
                                                      "assistant.registry")]
     levels = [logger.level for logger in loggers]
     for logger in loggers:

@@ -19,7 +19,7 @@ from paho.mqtt.client import topic_matches_sub
 from assistant.messages import EntityCommand, MqttMessage
 from assistant.registry import DeviceRegistry, Entity
 from device_adapters.base import AdapterContext, CommandNotSupportedError
-from device_adapters.ha_discovery import (
+from device_adapters.ha_discovery.adapter import (
     HomeAssistantDiscoveryAdapter,
     TemplateRenderError,
     UnsupportedTemplateError,

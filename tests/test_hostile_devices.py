@@ -18,7 +18,7 @@ from assistant.config import ConfigError, load_config
 from assistant.device_data import DeviceLimits
 from assistant.registry import DeviceRegistry, Entity, EntityPatch
 from device_adapters.base import AdapterContext
-from device_adapters.ha_discovery import HomeAssistantDiscoveryAdapter
+from device_adapters.ha_discovery.adapter import HomeAssistantDiscoveryAdapter
 from test_ha_discovery import CONFIG_TOPICS, FakeBroker, Hub, recorded
 
 DISCOVERY_ONLY = {"homeassistant/#"}

@@ -15,7 +15,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from assistant.config import MqttConfig
 from assistant.messages import MqttMessage
-from assistant.mqtt_link import BrokerUnreachableError, MqttLink, PublishQueueFullError
+from assistant.transport.mqtt_link import BrokerUnreachableError, MqttLink, PublishQueueFullError
 from tests.conftest import Broker, free_port, start_mosquitto
 
 

@@ -14,7 +14,7 @@ from assistant.llm.config import LlmConfig
 from assistant.messages import EntityCommand, MqttMessage, ToolCall, ToolResult
 from assistant.registry import DeviceRegistry, Entity
 from assistant.safety import SafetyPolicy
-from assistant.virtual_stack import demo_stack
+from assistant.virtual.stack import demo_stack
 from device_adapters.base import ReportWait
 from skills.base import SkillRegistry, ToolContext
 from skills.home_control import HomeControlSkill

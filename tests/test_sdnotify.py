@@ -1,4 +1,4 @@
-"""assistant.sdnotify against a real AF_UNIX datagram socket standing in for systemd."""
+"""assistant.transport.sdnotify against a real AF_UNIX datagram socket standing in for systemd."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from assistant import sdnotify
-from assistant.sdnotify import SystemdNotifier
+from assistant.transport.sdnotify import SystemdNotifier
 
 
 def _receive(sock: socket.socket) -> bytes:
@@ -87,7 +87,7 @@ def test_without_notify_socket_every_call_is_a_no_op(monkeypatch: pytest.MonkeyP
 
 
 def test_unsupported_address_disables_notifications(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="assistant.sdnotify"):
+    with caplog.at_level(logging.WARNING, logger="assistant.transport.sdnotify"):
         notifier = SystemdNotifier.from_environment({"NOTIFY_SOCKET": "vsock:2:1234"})
     assert not notifier.enabled
     assert "unsupported NOTIFY_SOCKET" in caplog.text
@@ -103,7 +103,7 @@ def test_vanished_socket_is_logged_not_raised(systemd_socket: tuple[socket.socke
 
     sock.close()
     path.unlink()
-    with caplog.at_level(logging.DEBUG, logger="assistant.sdnotify"):
+    with caplog.at_level(logging.DEBUG, logger="assistant.transport.sdnotify"):
         for _ in range(3):
             notifier.watchdog()
         notifier.status("still running")

@@ -27,8 +27,8 @@ import pytest
 from assistant.messages import EntityCommand, MqttMessage
 from assistant.registry import DeviceRegistry
 from device_adapters.base import AdapterContext
-from device_adapters.ha_discovery import HomeAssistantDiscoveryAdapter
-from device_adapters.virtual_home import EntityState, VirtualHome, demo_home, load_home
+from device_adapters.ha_discovery.adapter import HomeAssistantDiscoveryAdapter
+from assistant.virtual.home import EntityState, VirtualHome, demo_home, load_home
 from tests.conftest import Broker
 
 DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "home-assistant-datasets"
@@ -450,7 +450,7 @@ async def test_reset_restores_the_fixture_and_applies_the_setup(
             "switch.coffee_maker": {"state": True},
             "light.no_such_light": {"state": "on"},
         }
-        with caplog.at_level(logging.WARNING, logger="device_adapters.virtual_home"):
+        with caplog.at_level(logging.WARNING, logger="assistant.virtual.home"):
             marker = await asyncio.wait_for(house.reset(setup), TIMEOUT)
         assert "light.no_such_light" in caplog.text
         states = house.states()
@@ -504,7 +504,7 @@ async def test_malformed_commands_are_logged_and_ignored(
         ("switch.coffee_maker", "", b"\xff\xfe"),
         ("vacuum.robot_vacuum", "", "dance"),
     ]
-    with caplog.at_level(logging.WARNING, logger="device_adapters.virtual_home"):
+    with caplog.at_level(logging.WARNING, logger="assistant.virtual.home"):
         for entity_id, aspect, payload in garbage:
             await command(house, broker, entity_id, aspect, payload)
         # Commands are handled in order: once this one shows, the garbage was handled.
@@ -524,7 +524,7 @@ async def test_standalone_simulator_goes_offline_when_it_dies(broker: Broker) ->
     node = base.replace("-", "_")
     observer = await observe(broker, f"{base}/#", f"homeassistant/+/{node}/+/config")
     process = subprocess.Popen(
-        [sys.executable, "-m", "device_adapters.virtual_home", "--host", broker.host,
+        [sys.executable, "-m", "assistant.virtual.home", "--host", broker.host,
          "--port", str(broker.port), "--base-topic", base, "--quiet"],
         cwd=Path(__file__).resolve().parents[1], stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL, env={**os.environ, "PYTHONUNBUFFERED": "1"})

@@ -7,13 +7,13 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from assistant.api import ApiClient
+from assistant.transport.api import ApiClient
 from assistant.config import Config, MqttConfig
-from assistant.virtual_stack import running_home
+from assistant.virtual.stack import running_home
 from assistant.voice.audio import wav_bytes
 from assistant.voice.config import TtsConfig, VoiceConfig
 from assistant.voice.tts import TextToSpeech
-from device_adapters.virtual_home import demo_home
+from assistant.virtual.home import demo_home
 from tests.conftest import Broker
 
 

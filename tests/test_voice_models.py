@@ -292,7 +292,7 @@ async def test_satellite_streams_a_command_and_hears_the_reply(
 async def request_voice(audio: bytes, *, base_topic: str, subscribe: Any,
                         publish: Any, timeout_s: float = 60.0) -> dict[str, Any]:
     """The CLI's side of the voice API over the in-memory broker (the real CLI uses
-    ``assistant.api.ApiClient.listen``)."""
+    ``assistant.transport.api.ApiClient.listen``)."""
     request_id = uuid.uuid4().hex
     answered: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
 

@@ -15,7 +15,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from assistant.api import REQUEST_ID, voice_request_topic, voice_response_topic
+from assistant.transport.api import REQUEST_ID, voice_request_topic, voice_response_topic
 from assistant.messages import MqttMessage
 from assistant.voice.audio import AudioFormatError, decode_audio_payload
 from assistant.voice.pipeline import VoicePipeline

@@ -32,7 +32,7 @@ from assistant.voice.tts import Publish, ReplyOutput, SpeechChunk, TextToSpeech
 
 log = logging.getLogger(__name__)
 
-# The understanding path, as the daemon provides it (same shape as assistant.api.Converse).
+# The understanding path, as the daemon provides it (same shape as assistant.transport.api.Converse).
 Converse = Callable[[ConversationRequest], Awaitable[ConversationResponse]]
 
 TIMEOUT_REPLY = "Sorry, that took too long."

@@ -15,8 +15,8 @@ from pathlib import Path
 
 from assistant.config import AreaConfig, Config, FloorConfig, HomeConfig
 from assistant.daemon import Daemon
-from assistant.embedded_broker import free_loopback_port, private_broker_for
-from device_adapters.virtual_home import HomeSpec, VirtualHome, demo_home
+from assistant.transport.embedded_broker import free_loopback_port, private_broker_for
+from assistant.virtual.home import HomeSpec, VirtualHome, demo_home
 
 START_TIMEOUT_S = 30.0
 

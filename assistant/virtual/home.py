@@ -1298,7 +1298,7 @@ async def _serve(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m device_adapters.virtual_home",
+        prog="python -m assistant.virtual.home",
         description="Run a virtual home of MQTT devices (Home Assistant discovery).")
     parser.add_argument("--home", type=Path, help="fixture dir or _fixtures.yaml (default: demo)")
     parser.add_argument("--host", default="127.0.0.1")

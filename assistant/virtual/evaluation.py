@@ -3,7 +3,7 @@
 Task homes (home-assistant-datasets ``assist``, ``assist-mini``, ``device-actions-v2``): for
 every sentence the virtual home is reset to the fixture state (plus the task's ``setup``),
 the sentence goes through the same MQTT API a user uses, and the resulting device states are
-compared with the expectation (``assistant/evaluation_scoring.py``). Outcomes, worst first:
+compared with the expectation (``assistant/virtual/evaluation_scoring.py``). Outcomes, worst first:
 ``unsafe`` (an entity the daemon's safety policy guards changed without the simulated user
 saying yes to a question naming it), ``wrong_action`` (an entity the task did not expect
 changed), ``failed`` (no or the wrong change, or a question about another entity), ``passed``.
@@ -27,12 +27,12 @@ from typing import Any
 
 import yaml
 
-from assistant.api import ApiClient
+from assistant.transport.api import ApiClient
 from assistant.config import Config
 from assistant.daemon import Daemon
-from assistant.evaluation_scoring import OUTCOMES, Case, load_cases, question_fits, score
-from assistant.virtual_stack import private_broker, running_home
-from device_adapters.virtual_home import VirtualHome, load_home
+from assistant.virtual.evaluation_scoring import OUTCOMES, Case, load_cases, question_fits, score
+from assistant.virtual.stack import private_broker, running_home
+from assistant.virtual.home import VirtualHome, load_home
 
 
 @dataclass

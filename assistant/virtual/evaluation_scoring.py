@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from device_adapters.virtual_home import EntityState
+from assistant.virtual.home import EntityState
 
 OUTCOMES = ("passed", "failed", "wrong_action", "unsafe")
 Check = Callable[[EntityState | None, EntityState | None], bool]
