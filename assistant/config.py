@@ -131,10 +131,54 @@ class HaDiscoveryConfig(Strict):
     prefix: str = "homeassistant"
 
 
+class Zigbee2MqttConfig(Strict):
+    enabled: bool = True
+    base_topic: str = "zigbee2mqtt"  # Zigbee2MQTT's mqtt.base_topic
+
+
+class TasmotaConfig(Strict):
+    enabled: bool = True
+    discovery_prefix: str = "tasmota/discovery"  # where Tasmota (9.x+) announces itself
+
+
+class ShellyConfig(Strict):
+    enabled: bool = True
+    # Gen2+ devices' MQTT topic prefixes (their mqtt.topic_prefix); devices that say
+    # "<prefix>/online" are found without being listed.
+    prefixes: list[str] = []
+    rpc_timeout_s: float = Field(5.0, gt=0, le=60)
+
+
+class HomieConfig(Strict):
+    enabled: bool = True
+    base_topic: str = "homie"  # v5 devices live under <base>/5/<id>, v4 under <base>/<id>
+
+
 class AdaptersConfig(Strict):
     ha_discovery: HaDiscoveryConfig = HaDiscoveryConfig()
+    zigbee2mqtt: Zigbee2MqttConfig = Zigbee2MqttConfig()
+    tasmota: TasmotaConfig = TasmotaConfig()
+    shelly: ShellyConfig = ShellyConfig()
+    homie: HomieConfig = HomieConfig()
+    # A device that arrives both in its own protocol and over HA discovery becomes one set
+    # of entities: from its native adapter ("native") or from HA discovery.
+    prefer: Literal["native", "ha_discovery"] = "native"
     # What devices may send: payload sizes, entity/area/alias/attribute counts, text lengths.
     limits: DeviceLimits = DeviceLimits()
+
+
+class MdnsConfig(Strict):
+    """The appliance inventory: what the LAN advertises over mDNS (and a broker to use)."""
+
+    enabled: bool = True
+    # Addresses of the interfaces to browse on; empty: all of them.
+    interfaces: list[str] = []
+
+
+class AnnounceConfig(Strict):
+    """mimo-home as a device in Home Assistant (discovery under adapters.ha_discovery.prefix)."""
+
+    enabled: bool = True
 
 
 class UnderstandingConfig(Strict):
@@ -153,6 +197,8 @@ class Config(Strict):
     home: HomeConfig = HomeConfig()
     adapters: AdaptersConfig = AdaptersConfig()
     exposure: ExposureConfig = ExposureConfig()
+    mdns: MdnsConfig = MdnsConfig()
+    announce: AnnounceConfig = AnnounceConfig()
     understanding: UnderstandingConfig = UnderstandingConfig()
     llm: LlmConfig = LlmConfig()
     voice: VoiceConfig = VoiceConfig()

@@ -77,6 +77,9 @@ class Entity(BaseModel):
     # False while ``state`` is only what was persisted: the device has not spoken since the
     # hub started, so the state may be stale.
     reported: bool = True
+    # Who the physical device is, protocol-neutral ("zigbee:0x00158d0001a2b3c4",
+    # "mac:a4cf12b3c4d5"): the same appliance arriving through two adapters is one.
+    device_ids: tuple[str, ...] = ()
 
 
 def normalize_name(text: str) -> str:
