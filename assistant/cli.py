@@ -8,28 +8,22 @@ import json
 import logging
 import os
 import sys
-from pathlib import Path
 
 from assistant.config import (
     DEFAULT_CONFIG_PATH,
     Config,
     ConfigError,
-    apply_env_overrides,
     load_config,
+    mqtt_env_overrides,
 )
 from assistant.llm.bench import add_bench_llm_arguments
 from assistant.llm.models import add_model_arguments
+from assistant.virtual.runtime import running_demo
 from assistant.voice.commands import add_bench_voice_arguments, add_listen_arguments
 
 log = logging.getLogger("mimo-home")
 
 CONFIG_ENV = "MIMO_HOME_CONFIG"
-
-
-def demo_runtime_file() -> Path:
-    """Where a running ``mimo-home demo`` says how to reach it."""
-    base = os.environ.get("XDG_RUNTIME_DIR") or f"/tmp/mimo-home-{os.getuid()}"
-    return Path(base) / "mimo-home-demo.json"
 
 
 def resolve_config(path: str | None, *, allow_demo: bool = False) -> Config:
@@ -40,28 +34,13 @@ def resolve_config(path: str | None, *, allow_demo: bool = False) -> Config:
         chosen = str(DEFAULT_CONFIG_PATH)
     config = load_config(chosen)
     if chosen is None and allow_demo:
-        demo = _running_demo()
+        demo = running_demo()
         if demo is not None:
             # As everywhere, the environment wins: MIMO_HOME__MQTT__PORT=... beats the demo.
             demo = {key: value for key, value in demo.items()
                     if key not in mqtt_env_overrides()}
             config = config.model_copy(update={"mqtt": config.mqtt.model_copy(update=demo)})
     return config
-
-
-def mqtt_env_overrides() -> dict[str, object]:
-    """The ``mqtt`` keys the environment sets (``MIMO_HOME__MQTT__<KEY>``)."""
-    section = apply_env_overrides({}, os.environ).get("mqtt")
-    return section if isinstance(section, dict) else {}
-
-
-def _running_demo() -> dict[str, object] | None:
-    try:
-        info = json.loads(demo_runtime_file().read_text())
-        os.kill(int(info["pid"]), 0)
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    return {"host": info["host"], "port": int(info["port"]), "base_topic": info["base_topic"]}
 
 
 def setup_logging(level: str) -> None:

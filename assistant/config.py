@@ -294,3 +294,9 @@ def _field_names_at(annotation: Any, path: tuple[int | str, ...]) -> list[str]:
         return list(annotation.model_fields)
     field = annotation.model_fields.get(str(path[0]))
     return _field_names_at(field.annotation, path[1:]) if field else []
+
+
+def mqtt_env_overrides() -> dict[str, object]:
+    """The ``mqtt`` keys the environment sets (``MIMO_HOME__MQTT__<KEY>``)."""
+    section = apply_env_overrides({}, os.environ).get("mqtt")
+    return section if isinstance(section, dict) else {}

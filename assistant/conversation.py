@@ -21,16 +21,17 @@ from assistant.config import UnderstandingConfig
 from assistant.llm.grounding import Grounding, is_question
 from assistant.messages import (
     Action,
+    CommandNotSentError,
+    CommandNotSupportedError,
     ConversationRequest,
     ConversationResponse,
     ToolCall,
     UnderstandingPath,
 )
-from assistant.transport.mqtt_link import BrokerUnreachableError
 from assistant.registry import DeviceRegistry, Entity, normalize_name
 from assistant.safety import SECRET_MARK, SafetyPolicy, extract_secrets, redact
 from assistant.understanding.fastpath import FastPath
-from device_adapters.base import CommandNotSupportedError, ReportWait
+from device_adapters.base import ReportWait
 from skills.base import (
     CommandSink,
     SkillRegistry,
@@ -331,7 +332,7 @@ class Conversation:
                 replies.append(f"Sorry, I couldn't {call.tool.replace('_', ' ')} that.")
                 success = False
                 continue
-            except BrokerUnreachableError:
+            except CommandNotSentError:
                 replies.append("I can't reach the devices right now; please try again later.")
                 success = False
                 continue

@@ -11,6 +11,14 @@ from typing import Any, Literal
 UnderstandingPath = Literal["fast", "llm", "confirmation", "none"]
 
 
+class CommandNotSupportedError(ValueError):
+    """The entity cannot do what was asked (no such command topic, feature or mode)."""
+
+
+class CommandNotSentError(RuntimeError):
+    """The command could not go out now (the broker is unreachable) and was not kept."""
+
+
 @dataclass(frozen=True, slots=True)
 class MqttMessage:
     """One message received from or to be sent to the broker."""

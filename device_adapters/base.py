@@ -12,8 +12,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
-from assistant.messages import EntityCommand, MqttMessage
+# CommandNotSupportedError is what encode() raises: part of the contract, named here too.
+from assistant.messages import CommandNotSupportedError, EntityCommand, MqttMessage
 from assistant.registry import DeviceRegistry, Entity
+
+__all__ = ["AdapterContext", "CommandNotSupportedError", "DeviceAdapter", "ReportWait"]
 
 MessageHandler = Callable[[MqttMessage], None]
 Unsubscribe = Callable[[], None]
@@ -35,10 +38,6 @@ class ReportWait:
 
     timeout_s: float
     reports_state: Callable[[Entity], bool]
-
-
-class CommandNotSupportedError(ValueError):
-    """The entity cannot do what was asked (no such command topic, feature or mode)."""
 
 
 class DeviceAdapter(ABC):

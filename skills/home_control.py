@@ -13,9 +13,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from assistant.messages import Action, EntityCommand, ToolCall, ToolResult
+from assistant.messages import Action, CommandNotSupportedError, EntityCommand, ToolCall, ToolResult
 from assistant.registry import Entity
-from device_adapters.base import CommandNotSupportedError
 from assistant.safety import redact
 from skills.reports import Commands, ReportWatch, Silent
 from skills.base import (

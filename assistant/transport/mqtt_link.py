@@ -29,14 +29,14 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
 from assistant.config import MqttConfig
-from assistant.messages import MqttMessage
+from assistant.messages import CommandNotSentError, MqttMessage
 
 log = logging.getLogger(__name__)
 
 MessageHandler = Callable[[MqttMessage], None]
 
 
-class BrokerUnreachableError(RuntimeError):
+class BrokerUnreachableError(CommandNotSentError):
     """The broker is unreachable and the message cannot wait for it."""
 
 

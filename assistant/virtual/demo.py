@@ -16,12 +16,12 @@ import tempfile
 import threading
 from pathlib import Path
 
-from assistant.cli import demo_runtime_file, mqtt_env_overrides
-from assistant.config import Config
+from assistant.config import Config, mqtt_env_overrides
 from assistant.daemon import Daemon
 from assistant.transport.embedded_broker import LOOPBACK_HOSTS, EmbeddedBroker, port_is_open
 from assistant.messages import ConversationRequest
 from assistant.virtual.stack import running_home, with_bundled_llm
+from assistant.virtual.runtime import demo_runtime_file
 from assistant.virtual.home import HomeSpec, demo_home, load_home
 
 DEMO_PORT = 1883
