@@ -112,6 +112,7 @@ class RegistryChange:
 
 RegistryListener = Callable[[RegistryChange], None]
 ExposurePredicate = Callable[[Entity], bool]
+SourceRank = Callable[[str], int]  # adapter name -> preference, lower speaks first
 Row = BaseModel | None  # what a table row will hold; None deletes it
 
 
@@ -201,6 +202,9 @@ class DeviceRegistry:
         self._listeners: list[RegistryListener] = []
         self._overrides: dict[str, EntityPatch] = {}
         self._exposed: ExposurePredicate = lambda _entity: True
+        # device id -> how many entities each source has for that physical device
+        self._device_sources: dict[str, Counter[str]] = {}
+        self._source_rank: SourceRank = lambda _source: 0
         self._db: sqlite3.Connection | None = None
         self._writer: _Writer | None = None
         if db_path is not None:
@@ -233,6 +237,7 @@ class DeviceRegistry:
                 continue
             self._entities[entity.entity_id] = entity.model_copy(update={"reported": False})
             self._per_source[entity.source] += 1
+            self._index_device(entity, +1)
         log.info(
             "registry %s: %d entities, %d areas", path, len(self._entities), len(self._areas)
         )
@@ -366,15 +371,49 @@ class DeviceRegistry:
         self._exposed = exposed
         self._notify(RegistryChange(None, structure=True))
 
+    def set_source_preference(self, rank: SourceRank) -> None:
+        """Which adapter speaks for an appliance that arrives through several (the same
+        ``device_ids``): the lowest rank; the others' entities of it are hidden."""
+        self._source_rank = rank
+        self._notify(RegistryChange(None, structure=True))
+
+    def preferred_source(self, entity: Entity) -> str | None:
+        """The source that speaks for ``entity``'s appliance when it is not its own."""
+        rank = self._source_rank(entity.source)
+        for device_id in entity.device_ids:
+            for source in self._device_sources.get(device_id, ()):
+                if self._source_rank(source) < rank:
+                    return source
+        return None
+
+    def _visible(self, entity: Entity) -> bool:
+        return self._exposed(entity) and (
+            not entity.device_ids or self.preferred_source(entity) is None)
+
     def get(self, entity_id: str) -> Entity | None:
         """An exposed entity (what understanding, skills and replies may use)."""
         entity = self._entities.get(entity_id)
-        return entity if entity is not None and self._exposed(entity) else None
+        return entity if entity is not None and self._visible(entity) else None
 
     def entities(self, domain: str | None = None) -> list[Entity]:
         """Exposed entities, optionally of one domain."""
         return [e for e in self._entities.values()
-                if (domain is None or e.domain == domain) and self._exposed(e)]
+                if (domain is None or e.domain == domain) and self._visible(e)]
+
+    def _index_device(self, entity: Entity, delta: int) -> bool:
+        """Count ``entity`` in (or out of) its appliances' sources; whether a source of an
+        appliance appeared or went, which can change who speaks for it."""
+        changed = False
+        for device_id in entity.device_ids:
+            sources = self._device_sources.setdefault(device_id, Counter())
+            before = sources[entity.source] > 0
+            sources[entity.source] += delta
+            if sources[entity.source] <= 0:
+                del sources[entity.source]
+            changed = changed or before != (sources[entity.source] > 0)
+            if not sources:
+                del self._device_sources[device_id]
+        return changed
 
     def get_any(self, entity_id: str) -> Entity | None:
         """Any known entity, exposed or not: for the adapters that own them."""
@@ -402,13 +441,18 @@ class DeviceRegistry:
                 "attributes": self._merged_attributes(old, entity.attributes)})
         if old == entity:
             return
+        owners_changed = False
         if old is not None:
             self._per_source[old.source] -= 1
+            owners_changed = self._index_device(old, -1)
         self._per_source[entity.source] += 1
+        owners_changed = self._index_device(entity, +1) or owners_changed
         self._entities[entity.entity_id] = entity
         self._write("entities", entity.entity_id, entity)
         structure = old is None or _structure_key(old) != _structure_key(entity)
         self._notify(RegistryChange(entity.entity_id, structure=structure))
+        if owners_changed:  # other adapters' entities of this appliance may hide or show
+            self._notify(RegistryChange(None, structure=True))
 
     def update_state(
         self,
@@ -443,8 +487,11 @@ class DeviceRegistry:
         if old is None:
             return
         self._per_source[old.source] -= 1
+        owners_changed = self._index_device(old, -1)
         self._write("entities", entity_id, None)
         self._notify(RegistryChange(entity_id, structure=True))
+        if owners_changed:
+            self._notify(RegistryChange(None, structure=True))
 
     def remove_source(self, source: str, keep: Iterable[str] = ()) -> None:
         keep_ids = set(keep)

@@ -226,3 +226,64 @@ def test_areas_created_by_devices_are_bounded(caplog: pytest.LogCaptureFixture) 
         assert registry.ensure_area("kitchen", "ha_discovery") == "kitchen"  # known: fine
     assert set(registry.areas) == {"kitchen", "hall"}
     assert caplog.text.count("max_areas") == 1
+
+
+# -- one appliance, several adapters ----------------------------------------------------
+
+HUE_BULB = ("zigbee:0x0017880104e45517",)
+
+
+def _ranked(*order: str):
+    return lambda source: order.index(source) if source in order else len(order)
+
+
+def _hue(entity_id: str, source: str, **extra: object) -> Entity:
+    return Entity(entity_id=entity_id, name="Hue Bulb", domain="light", source=source,
+                  device_ids=HUE_BULB, **extra)
+
+
+def test_the_preferred_adapter_speaks_for_an_appliance_that_arrives_twice() -> None:
+    registry = DeviceRegistry(None)
+    registry.set_source_preference(_ranked("zigbee2mqtt", "ha_discovery"))
+    registry.upsert(_hue("light.hue_bulb_ha", "ha_discovery"))
+    assert registry.get("light.hue_bulb_ha") is not None  # alone, it is the appliance
+
+    changes = []
+    registry.subscribe(changes.append)
+    registry.upsert(_hue("light.hue_bulb", "zigbee2mqtt"))
+    assert [e.entity_id for e in registry.entities()] == ["light.hue_bulb"]
+    assert registry.get("light.hue_bulb_ha") is None
+    assert registry.get_any("light.hue_bulb_ha") is not None  # its adapter still owns it
+    assert registry.preferred_source(registry.get_any("light.hue_bulb_ha")) == "zigbee2mqtt"
+    assert any(c.entity_id is None and c.structure for c in changes)  # slot lists rebuild
+
+    registry.remove("light.hue_bulb")
+    assert registry.get("light.hue_bulb_ha") is not None  # the other adapter takes over
+
+
+def test_the_other_preference_keeps_home_assistant_discovery() -> None:
+    registry = DeviceRegistry(None)
+    registry.set_source_preference(_ranked("ha_discovery", "zigbee2mqtt"))
+    registry.upsert(_hue("light.hue_bulb_ha", "ha_discovery"))
+    registry.upsert(_hue("light.hue_bulb", "zigbee2mqtt"))
+    assert [e.entity_id for e in registry.entities()] == ["light.hue_bulb_ha"]
+
+
+def test_different_appliances_and_entities_without_ids_are_never_hidden() -> None:
+    registry = DeviceRegistry(None)
+    registry.set_source_preference(_ranked("zigbee2mqtt", "ha_discovery"))
+    registry.upsert(_hue("light.hue_bulb", "zigbee2mqtt"))
+    registry.upsert(_hue("light.other_bulb", "ha_discovery").model_copy(
+        update={"device_ids": ("zigbee:0x00158d0001a2b3c4",)}))
+    registry.upsert(light().model_copy(update={"source": "ha_discovery"}))
+    assert {e.entity_id for e in registry.entities()} == {
+        "light.hue_bulb", "light.other_bulb", "light.kitchen"}
+
+
+def test_an_appliance_that_changes_ids_is_reindexed() -> None:
+    registry = DeviceRegistry(None)
+    registry.set_source_preference(_ranked("zigbee2mqtt", "ha_discovery"))
+    registry.upsert(_hue("light.hue_bulb_ha", "ha_discovery"))
+    registry.upsert(_hue("light.hue_bulb", "zigbee2mqtt"))
+    registry.upsert(_hue("light.hue_bulb", "zigbee2mqtt").model_copy(update={"device_ids": ()}))
+    assert registry.get("light.hue_bulb_ha") is not None
