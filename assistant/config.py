@@ -13,10 +13,18 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from types import UnionType
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
 
 from assistant.device_data import DeviceLimits
 from assistant.llm.config import LlmConfig
@@ -126,32 +134,43 @@ class ExposureConfig(Strict):
     expose_disabled_by_default: bool = False
 
 
+def _topic_prefix(value: str) -> str:
+    value = value.strip("/")
+    if not value or "#" in value or "+" in value or "\x00" in value:
+        raise ValueError("a topic prefix must be non-empty and hold no MQTT wildcard")
+    return value
+
+
+# Where an adapter's devices publish: a topic prefix without wildcards.
+TopicPrefix = Annotated[str, AfterValidator(_topic_prefix)]
+
+
 class HaDiscoveryConfig(Strict):
     enabled: bool = True
-    prefix: str = "homeassistant"
+    prefix: TopicPrefix = "homeassistant"
 
 
 class Zigbee2MqttConfig(Strict):
     enabled: bool = True
-    base_topic: str = "zigbee2mqtt"  # Zigbee2MQTT's mqtt.base_topic
+    base_topic: TopicPrefix = "zigbee2mqtt"  # Zigbee2MQTT's mqtt.base_topic
 
 
 class TasmotaConfig(Strict):
     enabled: bool = True
-    discovery_prefix: str = "tasmota/discovery"  # where Tasmota (9.x+) announces itself
+    discovery_prefix: TopicPrefix = "tasmota/discovery"  # where Tasmota (9.x+) announces itself
 
 
 class ShellyConfig(Strict):
     enabled: bool = True
     # Gen2+ devices' MQTT topic prefixes (their mqtt.topic_prefix); devices that say
     # "<prefix>/online" are found without being listed.
-    prefixes: list[str] = []
+    prefixes: list[TopicPrefix] = []
     rpc_timeout_s: float = Field(5.0, gt=0, le=60)
 
 
 class HomieConfig(Strict):
     enabled: bool = True
-    base_topic: str = "homie"  # v5 devices live under <base>/5/<id>, v4 under <base>/<id>
+    base_topic: TopicPrefix = "homie"  # v5 devices live under <base>/5/<id>, v4 under <base>/<id>
 
 
 class AdaptersConfig(Strict):

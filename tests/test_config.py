@@ -97,3 +97,11 @@ def test_config_check_command(tmp_path: Path) -> None:
     assert bad.returncode == 1
     assert "mqtt.port:" in bad.stderr and "voice.bogus: unknown key" in bad.stderr
     assert "mqtt.hots: unknown key (did you mean host?)" in bad.stderr
+
+
+def test_adapter_topic_prefixes_are_exact_topics() -> None:
+    config = load_config(None, environ={"MIMO_HOME__ADAPTERS__ZIGBEE2MQTT__BASE_TOPIC": "z2m/"})
+    assert config.adapters.zigbee2mqtt.base_topic == "z2m"
+    for bad in ("zigbee2mqtt/#", "+/tele", "/"):
+        with pytest.raises(ConfigError, match="wildcard"):
+            load_config(None, environ={"MIMO_HOME__ADAPTERS__ZIGBEE2MQTT__BASE_TOPIC": bad})
