@@ -15,21 +15,26 @@ import signal
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from assistant.transport.api import ConversationApi
+from assistant.announce import SelfDevice
 from assistant.config import Config
 from assistant.conversation import Conversation, Reasoner
 from assistant.devices import DeviceGateway
-from assistant.understanding.fastpath import FastPath
 from assistant.messages import ConversationRequest, ConversationResponse
-from assistant.transport.mqtt_link import MqttLink
 from assistant.registry import Area, DeviceRegistry, EntityPatch, Floor
 from assistant.safety import SafetyPolicy, exposure_predicate, extract_secrets
+from assistant.transport.api import ConversationApi
+from assistant.transport.mqtt_link import MqttLink
 from assistant.transport.sdnotify import SystemdNotifier
+from assistant.understanding.fastpath import FastPath
 from device_adapters.base import ReportWait
 from device_adapters.ha_discovery.adapter import HomeAssistantDiscoveryAdapter
 from skills.base import SkillRegistry
 from skills.home_control import HomeControlSkill
+
+if TYPE_CHECKING:
+    from assistant.voice.service import VoiceService
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +109,7 @@ class Daemon:
         self._cleanups: list[Callable[[], object]] = []
         self.ready = asyncio.Event()
         self.voice_error: str | None = None
+        self.self_device: SelfDevice | None = None
 
     def _apply_home_config(self) -> None:
         home = self.config.home
@@ -127,6 +133,8 @@ class Daemon:
     async def converse(self, request: ConversationRequest) -> ConversationResponse:
         started = time.perf_counter()
         response = await self.conversation.handle(request)
+        if self.self_device is not None:
+            self.self_device.record(request.text, response)
         log.info("%r -> %r via %s in %.0f ms", extract_secrets(request.text)[0],
                  response.reply, response.path, (time.perf_counter() - started) * 1000)
         return response
@@ -160,8 +168,13 @@ class Daemon:
         if self.reasoner is not None:
             self.reasoner.start()  # loads in the background; the fast path serves meanwhile
             self._cleanups.append(self.reasoner.stop)
-        if cfg.voice.enabled:
-            await self._start_voice()
+        voice = await self._start_voice() if cfg.voice.enabled else None
+        if cfg.announce.enabled:
+            self.self_device = SelfDevice(
+                cfg.mqtt.base_topic, cfg.adapters.ha_discovery.prefix, cfg.mqtt.client_id,
+                self.link.publish, self.link.subscribe,
+                set_muted=voice.set_muted if voice is not None else None)
+            self._cleanups.append(self.self_device.start())
         interval = self.notifier.watchdog_interval()
         if interval:
             self.supervisor.start("watchdog", lambda: self._feed_watchdog(interval))
@@ -171,7 +184,7 @@ class Daemon:
         self.ready.set()
         self.supervisor.start("status", self._report_status)
 
-    async def _start_voice(self) -> None:
+    async def _start_voice(self) -> VoiceService | None:
         """Voice is an extra: if its models or devices fail, text keeps working."""
         from assistant.voice.service import VoiceService  # heavy: only when configured
 
@@ -183,8 +196,9 @@ class Daemon:
             log.error("voice is off: %s (check the voice: section of the config)",
                       self.voice_error)
             await voice.stop()
-            return
+            return None
         self._cleanups.append(voice.stop)
+        return voice
 
     def _status_text(self) -> str:
         broker = "connected" if self.link.connected else f"waiting for broker ({self.link.last_error})"

@@ -236,6 +236,47 @@ async def _all_results(voice: VoicePipeline, stream: bytes) -> list[Any]:
     return [result async for result in voice.run_stream(chunks_of(stream))]
 
 
+async def test_muted_listening_drops_the_audio_and_then_starts_afresh(
+        pipeline: VoicePipeline, converse: RecordingConverse) -> None:
+    wake = await spoken_16k(pipeline, "Okay, Nabu.")
+    cut_short = await spoken_16k(pipeline, "Turn on the kitchen light.")
+    half = len(cut_short) // 2
+    # Muted halfway through a command: what the listener held must not join the next one.
+    before_mute = float_to_pcm16(np.concatenate([silence(0.5), wake, silence(0.3),
+                                                 cut_short[:half]]))
+    while_muted = float_to_pcm16(np.concatenate([cut_short[half:], silence(1.0)]))
+    heard_part = float_to_pcm16(np.concatenate([
+        wake, silence(0.3), await spoken_16k(pipeline, "Turn off the porch light."),
+        silence(1.5)]))
+
+    async def muted_then_heard() -> AsyncIterator[bytes]:
+        async for chunk in chunks_of(before_mute):
+            yield chunk
+        pipeline.muted = True
+        async for chunk in chunks_of(while_muted):
+            yield chunk
+        pipeline.muted = False
+        async for chunk in chunks_of(heard_part):
+            yield chunk
+
+    async def all_turns(audio: AsyncIterator[bytes], **options: Any) -> list[Any]:
+        return [result async for result in pipeline.run_stream(audio, **options)]
+
+    asked_before = len(converse.requests)
+    try:
+        results = await asyncio.wait_for(all_turns(muted_then_heard()), TIMEOUT)
+        pipeline.muted = True  # a satellite's push-to-talk stream, wholly muted
+        muted_only = await asyncio.wait_for(
+            all_turns(chunks_of(heard_part), mode="push_to_talk"), TIMEOUT)
+    finally:
+        pipeline.muted = False
+    assert [normalize_transcript(r.transcript.text) for r in results] == [
+        "turn off the porch light"]
+    assert muted_only == []
+    assert [normalize_transcript(r.text) for r in converse.requests[asked_before:]] == [
+        "turn off the porch light"]
+
+
 # -- Wyoming satellite --------------------------------------------------------------------------
 
 async def read_until(client: AsyncTcpClient, done: Callable[[Event], bool]) -> list[Event]:
@@ -404,6 +445,10 @@ async def test_voice_service_starts_what_is_configured(
         answer = json.loads((await asyncio.wait_for(answers.get(), TIMEOUT)).payload)
         assert answer["transcript"] == "" and answer["success"] is False
         assert "microphone is off: no sound devices: PortAudio" in caplog.text
+        service.set_muted(True)
+        assert service.pipeline.muted
+        service.set_muted(False)
+        assert not service.pipeline.muted
     finally:
         await asyncio.wait_for(service.stop(), TIMEOUT)
 

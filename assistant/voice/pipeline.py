@@ -114,45 +114,23 @@ class VoicePipeline:
         self.tts = TextToSpeech(config.tts)
         self.output = ReplyOutput(config.tts, publish)
         self._microphone_task: asyncio.Task[None] | None = None
-        self._stoppers: list[Callable[[], Awaitable[None]]] = []
+        # While muted, live streams (microphone, satellites) are not listened to; whole
+        # clips (the MQTT voice API, `mimo-home listen`) are deliberate and still answered.
+        self.muted = False
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Load the models, then open the microphone and the satellite server if configured."""
+        """Load the models, then open the microphone if configured."""
         await asyncio.gather(self.stt.load(), self.tts.load())
-        if self.config.satellites.enabled:
-            await self._start_satellite_server()
         if self.config.microphone.enabled:
             self._microphone_task = asyncio.create_task(self._run_microphone(), name="microphone")
-
-    async def _start_satellite_server(self) -> None:
-        from assistant.voice.wyoming_server import WyomingSatelliteServer, advertise_wyoming
-
-        satellites = self.config.satellites
-        server = WyomingSatelliteServer(self, satellites)
-        await server.start()
-        self._stoppers.append(server.stop)
-        if not satellites.advertise:
-            return
-        try:
-            self._stoppers.append(await advertise_wyoming(
-                name=satellites.advertise_name, port=satellites.port,
-                address=satellites.advertise_address))
-        except Exception:  # satellites can still be pointed at host:port by hand
-            log.exception("could not advertise the satellite server with zeroconf")
 
     async def stop(self) -> None:
         if self._microphone_task is not None:
             self._microphone_task.cancel()
             await asyncio.gather(self._microphone_task, return_exceptions=True)
             self._microphone_task = None
-        for stop in reversed(self._stoppers):
-            try:
-                await stop()
-            except Exception:
-                log.exception("stopping a voice component failed")
-        self._stoppers.clear()
         await self.output.close()
         self.stt.close()
 
@@ -235,10 +213,17 @@ class VoicePipeline:
         result is yielded): the listener restarts fresh after each turn. In push-to-talk
         mode the stream carries one command, so this ends after the first turn.
         ``transcribe_only`` stops each turn at the transcript (Wyoming ``Transcribe``).
+        While ``muted`` the audio is dropped unheard, and listening afterwards starts afresh.
         """
         emit = on_event or _ignore
         listener = self.new_listener(mode)
+        heard_while_muted = False
         async for chunk in audio:
+            if self.muted:
+                heard_while_muted = True
+                continue
+            if heard_while_muted:  # forget what was half heard before muting
+                listener, heard_while_muted = self.new_listener(mode), False
             for event in listener.feed(chunk):
                 await emit(event)
                 if not isinstance(event, SpeechEnded):
@@ -252,6 +237,8 @@ class VoicePipeline:
                 ask = result.response.awaiting_confirmation or result.response.clarification
                 listener.listen_again(follow_up=ask)
                 break  # the rest of this chunk predates the reply
+        if heard_while_muted:
+            return
         for event in listener.end_of_stream():
             await emit(event)
             if isinstance(event, SpeechEnded):

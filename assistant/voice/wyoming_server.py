@@ -19,7 +19,6 @@ import ipaddress
 import logging
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TYPE_CHECKING
 
 from wyoming.asr import Transcribe
 from wyoming.asr import Transcript as WyomingTranscript
@@ -53,12 +52,10 @@ from assistant.voice.pipeline import (
     PipelineEvent,
     ReplyAudio,
     TranscriptReady,
+    VoicePipeline,
     resolve_area,
 )
 from assistant.voice.tts import SpeechChunk
-
-if TYPE_CHECKING:
-    from assistant.voice.pipeline import VoicePipeline
 
 log = logging.getLogger(__name__)
 
