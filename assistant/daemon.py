@@ -28,8 +28,10 @@ from assistant.transport.api import ConversationApi
 from assistant.transport.mqtt_link import MqttLink
 from assistant.transport.sdnotify import SystemdNotifier
 from assistant.understanding.fastpath import FastPath
-from device_adapters.base import ReportWait
+from device_adapters.base import DeviceAdapter, ReportWait
 from device_adapters.ha_discovery.adapter import HomeAssistantDiscoveryAdapter
+from device_adapters.homie import HomieAdapter
+from device_adapters.shelly import ShellyAdapter
 from skills.base import SkillRegistry
 from skills.home_control import HomeControlSkill
 
@@ -83,6 +85,10 @@ class Daemon:
         self.registry = DeviceRegistry(Path(config.state_dir) / "registry.sqlite3",
                                        config.adapters.limits)
         self.registry.set_exposure(exposure_predicate(config.exposure))
+        # An appliance that also arrives over HA discovery is controlled through one adapter.
+        ha_rank = 1 if config.adapters.prefer == "native" else 0
+        self.registry.set_source_preference(
+            lambda source: ha_rank if source == HomeAssistantDiscoveryAdapter.name else 1 - ha_rank)
         self._apply_home_config()
         self.link = MqttLink(config.mqtt)
         # The policy is built from the gateway's encoder, so the gateway asks it lazily.
@@ -123,6 +129,19 @@ class Daemon:
             entity_id: EntityPatch(o.name, tuple(o.aliases), o.area)
             for entity_id, o in home.entities.items()})
 
+    def _adapters(self) -> list[DeviceAdapter]:
+        """The protocol adapters the config enables, in one place."""
+        cfg = self.config.adapters
+        enabled: list[tuple[bool, Callable[[], DeviceAdapter]]] = [
+            (cfg.ha_discovery.enabled,
+             lambda: HomeAssistantDiscoveryAdapter(cfg.ha_discovery.prefix)),
+            (cfg.shelly.enabled,
+             lambda: ShellyAdapter(cfg.shelly.prefixes, cfg.shelly.rpc_timeout_s,
+                                   self.config.mqtt.client_id)),
+            (cfg.homie.enabled, lambda: HomieAdapter(cfg.homie.base_topic)),
+        ]
+        return [make() for on, make in enabled if on]
+
     def _make_reasoner(self) -> Reasoner | None:
         if not self.config.llm.enabled:
             return None
@@ -158,9 +177,8 @@ class Daemon:
         cfg = self.config
         self.notifier.status("connecting to the MQTT broker")
         self.supervisor.start("mqtt", self.link.run)
-        if cfg.adapters.ha_discovery.enabled:
-            self._cleanups.append(self.gateway.add_adapter(
-                HomeAssistantDiscoveryAdapter(cfg.adapters.ha_discovery.prefix)))
+        for adapter in self._adapters():
+            self._cleanups.append(self.gateway.add_adapter(adapter))
         if self.fast_path is not None:
             # hassil compiles its templates on first use: pay that now, not on a request
             self.fast_path.understand("turn on the light")
