@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from assistant.announce import SelfDevice
+from assistant.appliances import ApplianceInventory, find_mqtt_broker, serve_inventory
 from assistant.config import Config
 from assistant.conversation import Conversation, Reasoner
 from assistant.devices import DeviceGateway
@@ -43,6 +44,7 @@ log = logging.getLogger(__name__)
 # Past this long without a broker the watchdog starves and systemd restarts us.
 BROKER_GRACE_S = 120.0
 MAX_RESTART_BACKOFF_S = 30.0
+BROKER_SEARCH_S = 3.0  # how long a daemon without mqtt.host waits for an advertised broker
 
 
 class Supervisor:
@@ -110,6 +112,7 @@ class Daemon:
                                              config.understanding.report_wait_s,
                                              self.gateway.reports_state))
         self.api = ConversationApi(config.mqtt.base_topic, self.converse, self.link.publish)
+        self.appliances = ApplianceInventory(config.mdns, self.registry)
         self.supervisor = Supervisor()
         self.stop_requested = asyncio.Event()  # by a signal or a caller
         self._cleanups: list[Callable[[], object]] = []
@@ -175,6 +178,8 @@ class Daemon:
 
     async def _start(self) -> None:
         cfg = self.config
+        if cfg.mdns.enabled and "host" not in cfg.mqtt.model_fields_set:
+            await self._use_advertised_broker()
         self.notifier.status("connecting to the MQTT broker")
         self.supervisor.start("mqtt", self.link.run)
         for adapter in self._adapters():
@@ -183,6 +188,10 @@ class Daemon:
             # hassil compiles its templates on first use: pay that now, not on a request
             self.fast_path.understand("turn on the light")
         self._cleanups.append(self.api.start(self.link.subscribe))
+        await self.appliances.start()
+        self._cleanups.append(self.appliances.stop)
+        self._cleanups.append(serve_inventory(cfg.mqtt.base_topic, self.registry, self.appliances,
+                                              self.link.subscribe, self.link.publish))
         if self.reasoner is not None:
             self.reasoner.start()  # loads in the background; the fast path serves meanwhile
             self._cleanups.append(self.reasoner.stop)
@@ -201,6 +210,17 @@ class Daemon:
         self.notifier.ready(self._status_text())
         self.ready.set()
         self.supervisor.start("status", self._report_status)
+
+    async def _use_advertised_broker(self) -> None:
+        """No broker configured: use one the LAN advertises (``_mqtt._tcp``), else localhost."""
+        self.notifier.status("looking for an MQTT broker on the network")
+        found = await find_mqtt_broker(self.config.mdns.interfaces, BROKER_SEARCH_S)
+        if found is None:
+            log.info("no MQTT broker advertised over mDNS; using %s:%d",
+                     self.config.mqtt.host, self.config.mqtt.port)
+            return
+        log.info("using the MQTT broker advertised at %s:%d", *found)
+        self.link.use_broker(*found)
 
     async def _start_voice(self) -> VoiceService | None:
         """Voice is an extra: if its models or devices fail, text keeps working."""

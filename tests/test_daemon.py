@@ -70,6 +70,7 @@ def config_file(tmp_path: Path, broker: Broker, request: pytest.FixtureRequest) 
                  "client_id": base},
         "adapters": {"ha_discovery": {"prefix": f"{base}-ha"}},
         "llm": {"enabled": False}, "voice": {"enabled": False},
+        "mdns": {"enabled": False},  # never browse the host's network from a test
     }))
     return path
 
@@ -184,6 +185,7 @@ async def test_systemd_notifications_and_a_broken_voice_setup(
                         client_id="notify-test"),
         llm={"enabled": False},
         voice=VoiceConfig(enabled=True, stt=SttConfig(model_dir=tmp_path / "no-such-model")),
+        mdns={"enabled": False},
     )
     daemon = Daemon(config, notifier=notifier)
     task = asyncio.create_task(daemon.run())

@@ -5,6 +5,8 @@ Request  ``<base>/conversation/request``:  ``{"id": "...", "text": "...",
           required)
 Response ``<base>/conversation/response/<id>``: the ConversationResponse as JSON plus ``id``
          (``{"id":..., "error": "..."}`` when the request itself was unusable).
+Inventory ``<base>/devices/request`` ``{"id": "..."}`` → ``<base>/devices/response/<id>``:
+          ``{"id", "entities", "appliances", "mdns"}`` (assistant/appliances/report.py).
 """
 
 from __future__ import annotations
@@ -70,6 +72,14 @@ def request_topic(base: str) -> str:
 
 def response_topic(base: str, request_id: str) -> str:
     return f"{base}/conversation/response/{request_id}"
+
+
+def devices_request_topic(base: str) -> str:
+    return f"{base}/devices/request"
+
+
+def devices_response_topic(base: str, request_id: str) -> str:
+    return f"{base}/devices/response/{request_id}"
 
 
 def voice_request_topic(base: str, request_id: str) -> str:
@@ -167,7 +177,8 @@ class ApiClient:
                 "is the broker (or `mimo-home demo`) running?") from None
         client.subscribe([(f"{config.base_topic}/status", 1),
                           (response_topic(config.base_topic, "+"), 1),
-                          (voice_response_topic(config.base_topic, "+"), 1)])
+                          (voice_response_topic(config.base_topic, "+"), 1),
+                          (devices_response_topic(config.base_topic, "+"), 1)])
         client.loop_start()
         self._client = client
         # Wait for "online", not just any status: a daemon that is (re)connecting may still
@@ -193,6 +204,12 @@ class ApiClient:
         request_id = uuid.uuid4().hex
         return self._request(voice_request_topic(self.config.base_topic, request_id), wav,
                              request_id, timeout)
+
+    def devices(self, timeout: float = 30.0) -> dict[str, Any]:
+        """The daemon's inventory: its entities and the appliances mDNS found."""
+        request_id = uuid.uuid4().hex
+        return self._request(devices_request_topic(self.config.base_topic),
+                             json.dumps({"id": request_id}).encode(), request_id, timeout)
 
     def _request(self, topic: str, payload: bytes, request_id: str,
                  timeout: float) -> dict[str, Any]:

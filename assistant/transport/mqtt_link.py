@@ -70,6 +70,12 @@ class MqttLink:
 
     # -- public API (event loop only) ----------------------------------------------------
 
+    def use_broker(self, host: str, port: int) -> None:
+        """Connect to this broker instead of the configured one (one found on the LAN);
+        only before ``run``."""
+        assert self._client is None, "the link is already running"
+        self.config = self.config.model_copy(update={"host": host, "port": port})
+
     @property
     def connected(self) -> bool:
         return self._connected.is_set()
