@@ -33,6 +33,7 @@ from device_adapters.base import DeviceAdapter, ReportWait
 from device_adapters.ha_discovery.adapter import HomeAssistantDiscoveryAdapter
 from device_adapters.homie import HomieAdapter
 from device_adapters.shelly import ShellyAdapter
+from device_adapters.tasmota import TasmotaAdapter
 from skills.base import SkillRegistry
 from skills.home_control import HomeControlSkill
 
@@ -142,6 +143,7 @@ class Daemon:
              lambda: ShellyAdapter(cfg.shelly.prefixes, cfg.shelly.rpc_timeout_s,
                                    self.config.mqtt.client_id)),
             (cfg.homie.enabled, lambda: HomieAdapter(cfg.homie.base_topic)),
+            (cfg.tasmota.enabled, lambda: TasmotaAdapter(cfg.tasmota.discovery_prefix)),
         ]
         return [make() for on, make in enabled if on]
 
