@@ -34,6 +34,7 @@ from device_adapters.ha_discovery.adapter import HomeAssistantDiscoveryAdapter
 from device_adapters.homie import HomieAdapter
 from device_adapters.shelly import ShellyAdapter
 from device_adapters.tasmota import TasmotaAdapter
+from device_adapters.zigbee2mqtt import Zigbee2MqttAdapter
 from skills.base import SkillRegistry
 from skills.home_control import HomeControlSkill
 
@@ -144,6 +145,7 @@ class Daemon:
                                    self.config.mqtt.client_id)),
             (cfg.homie.enabled, lambda: HomieAdapter(cfg.homie.base_topic)),
             (cfg.tasmota.enabled, lambda: TasmotaAdapter(cfg.tasmota.discovery_prefix)),
+            (cfg.zigbee2mqtt.enabled, lambda: Zigbee2MqttAdapter(cfg.zigbee2mqtt.base_topic)),
         ]
         return [make() for on, make in enabled if on]
 

@@ -34,6 +34,9 @@ class DeviceLimits(BaseModel):
     # Device-based discovery configs of real devices reach tens of kilobytes.
     max_config_bytes: int = Field(256 * 1024, ge=1024)
     max_state_bytes: int = Field(64 * 1024, ge=256)  # state, attribute, availability payloads
+    # A bridge's list of all its devices with their definitions (Zigbee2MQTT's bridge/devices
+    # takes about 7 KB a device).
+    max_device_list_bytes: int = Field(4 * 1024 * 1024, ge=16 * 1024)
     max_entities_per_source: int = Field(5000, ge=1)  # per adapter
     max_areas: int = Field(500, ge=1)  # areas devices may create with their suggested_area
     max_aliases: int = Field(20, ge=1)  # per entity, besides the ones the config file adds
