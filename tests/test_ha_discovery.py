@@ -16,11 +16,12 @@ from typing import Any
 import pytest
 from paho.mqtt.client import topic_matches_sub
 
+from assistant.device_data import DeviceLimits
 from assistant.messages import EntityCommand, MqttMessage
 from assistant.registry import DeviceRegistry, Entity
 from device_adapters.base import AdapterContext, CommandNotSupportedError
-from device_adapters.ha_discovery.adapter import (
-    HomeAssistantDiscoveryAdapter,
+from device_adapters.ha_discovery.adapter import HomeAssistantDiscoveryAdapter
+from device_adapters.ha_discovery.templates import (
     TemplateRenderError,
     UnsupportedTemplateError,
     render_template,
@@ -45,6 +46,7 @@ CONFIG_TOPICS = {
     "media_player_kitchen_speaker": "homeassistant/media_player/kitchenspeaker/config",
     "media_player_office_radio": "homeassistant/media_player/office_radio/config",
     "scene_movie_night": "homeassistant/scene/movie_night/config",
+    "sensor_esphome_wifi_signal": "homeassistant/sensor/deskstrip/wifi_signal/config",
     "sensor_z2m_temperature": "homeassistant/sensor/0x00158d0001a2b3c4/temperature/config",
     "switch_garden_pump": "homeassistant/switch/garden_pump/config",
     "vacuum_valetudo": "homeassistant/vacuum/valetudo_robo/config",
@@ -113,14 +115,19 @@ class Hub:
         return [(message.topic, message.payload.decode()) for message in messages]
 
 
-@pytest.fixture
-def hub() -> Iterator[Hub]:
-    registry = DeviceRegistry(None)
+def make_hub(limits: DeviceLimits | None = None, db: Path | None = None) -> Hub:
+    registry = DeviceRegistry(db, limits)
     broker = FakeBroker()
     adapter = HomeAssistantDiscoveryAdapter()
     stop = adapter.start(AdapterContext(registry, broker.subscribe, broker.publish))
-    yield Hub(registry, broker, adapter, stop)
-    stop()
+    return Hub(registry, broker, adapter, stop)
+
+
+@pytest.fixture
+def hub() -> Iterator[Hub]:
+    started = make_hub()
+    yield started
+    started.stop()
 
 
 # -- discovery, abbreviations, ~ -----------------------------------------------------------
@@ -623,6 +630,10 @@ def test_junk_json_light_vacuum_and_valve_states_are_ignored(hub: Hub) -> None:
         ("{{ value_json.on }}", '{"on": true}', "True"),
         ("{{ value_json.r }},{{ value_json.g }}", '{"r": 1, "g": 2}', "1,2"),
         ("{{ value_json.c }}", '{"c": {"r": 1}}', '{"r": 1}'),
+        ("{% if value == '1' %}ON{% else %}OFF{% endif %}", "1", "ON"),
+        ("{{ value_json.x | default('OFF') }}", '{"y": 1}', "OFF"),
+        ("{{ value_json.x + 1 }}", '{"x": 1}', "2"),
+        ("{{ value | round(1, 'floor') }}", "1.29", "1.2"),
     ],
 )
 def test_supported_template_forms(template: str, payload: str, expected: str) -> None:
@@ -635,12 +646,13 @@ def test_supported_template_forms(template: str, payload: str, expected: str) ->
 @pytest.mark.parametrize(
     "template",
     [
-        "{% if value == '1' %}ON{% else %}OFF{% endif %}",
         "{{ states('sensor.x') }}",
-        "{{ value_json.x | default('OFF') }}",
-        "{{ value_json.x + 1 }}",
         "{{ now() }}",
-        "{{ value | round(1, 'floor') }}",
+        "{{ value | regex_replace('1', '2') }}",
+        "{% macro twice(x) %}{{ x }}{{ x }}{% endmacro %}{{ twice(value) }}",
+        "{{ value.__class__ }}",
+        "{{ value.center(10) }}",
+        "{% if value %}unclosed",
     ],
 )
 def test_unsupported_templates_are_refused(template: str) -> None:
@@ -661,15 +673,27 @@ def test_template_errors_on_a_payload(template: str, variables: dict[str, Any]) 
         render_template(template, variables)
 
 
-def test_unsupported_value_template_warns_once_and_uses_the_raw_value(
-    hub: Hub, caplog: pytest.LogCaptureFixture
+@pytest.mark.parametrize(
+    "template", ["{{ value_json.relay }}", "{{ states('switch.garden_pump') }}"]
+)
+def test_failing_value_template_warns_once_and_keeps_the_state(
+    hub: Hub, caplog: pytest.LogCaptureFixture, template: str
 ) -> None:
-    hub.discover("switch_garden_pump", value_template="{% if value == 'yes' %}on{% endif %}")
+    hub.discover("switch_garden_pump", value_template=template)
+    hub.registry.update_state("switch.garden_pump", "on")
     with caplog.at_level(logging.WARNING):
-        hub.broker.deliver("garden/pump/state", "on")
+        hub.broker.deliver("garden/pump/state", "off")  # not JSON: no value_json
         hub.broker.deliver("garden/pump/state", "off")
+    assert hub.entity("switch.garden_pump").state == "on"
+    assert caplog.text.count("failed on a message on 'garden/pump/state'") == 1
+
+
+def test_value_template_on_json_payloads(hub: Hub) -> None:
+    hub.discover("switch_garden_pump", value_template="{{ value_json.relay | default('off') }}")
+    hub.broker.deliver("garden/pump/state", {"relay": "on"})
+    assert hub.entity("switch.garden_pump").state == "on"
+    hub.broker.deliver("garden/pump/state", {"other": 1})
     assert hub.entity("switch.garden_pump").state == "off"
-    assert caplog.text.count("is not supported") == 1
 
 
 # -- encoding commands ------------------------------------------------------------------------

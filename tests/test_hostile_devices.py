@@ -16,20 +16,10 @@ import pytest
 
 from assistant.config import ConfigError, load_config
 from assistant.device_data import DeviceLimits
-from assistant.registry import DeviceRegistry, Entity, EntityPatch
-from device_adapters.base import AdapterContext
-from device_adapters.ha_discovery.adapter import HomeAssistantDiscoveryAdapter
-from test_ha_discovery import CONFIG_TOPICS, FakeBroker, Hub, recorded
+from assistant.registry import Entity, EntityPatch
+from test_ha_discovery import CONFIG_TOPICS, Hub, make_hub, recorded
 
 DISCOVERY_ONLY = {"homeassistant/#"}
-
-
-def make_hub(limits: DeviceLimits | None = None, db: Path | None = None) -> Hub:
-    registry = DeviceRegistry(db, limits)
-    broker = FakeBroker()
-    adapter = HomeAssistantDiscoveryAdapter()
-    stop = adapter.start(AdapterContext(registry, broker.subscribe, broker.publish))
-    return Hub(registry, broker, adapter, stop)
 
 
 @pytest.fixture
@@ -247,14 +237,21 @@ def test_entities_per_adapter_are_bounded(warnings: pytest.LogCaptureFixture) ->
     assert hub.registry.get_any("switch.pump_24") is not None
 
 
+@pytest.mark.parametrize(
+    ("template", "payload", "warning"),
+    [
+        ("{{ value | int }}", "not a number\nCRITICAL forged too", "such messages are skipped"),
+        (None, "long\nCRITICAL forged too" + "x" * 300, "skipped a message"),
+    ],
+)
 def test_device_text_in_warnings_cannot_forge_log_lines(
-    warnings: pytest.LogCaptureFixture,
+    warnings: pytest.LogCaptureFixture, template: str | None, payload: str, warning: str
 ) -> None:
     hub = make_hub()
     topic = "sensors/x\nCRITICAL forged line"
-    hub.discover("sensor_z2m_temperature", state_topic=topic, value_template="{{ value | int }}")
-    hub.broker.deliver(topic, "not a number\nCRITICAL forged too")
-    lines = warning_lines(warnings, "skipped a message")
+    hub.discover("sensor_z2m_temperature", state_topic=topic, value_template=template)
+    hub.broker.deliver(topic, payload)
+    lines = warning_lines(warnings, warning)
     assert lines and all("\n" not in line for line in lines)
 
 
