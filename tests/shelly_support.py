@@ -10,12 +10,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from paho.mqtt.client import topic_matches_sub
-
 from assistant.messages import MqttMessage
 from assistant.registry import DeviceRegistry, Entity
 from device_adapters.base import AdapterContext
 from device_adapters.shelly import ShellyAdapter
+from tests import adapter_support
 
 DEVICES = Path(__file__).parent / "data" / "shelly"
 SRC = "mimo-home-test"  # our_src("test")
@@ -42,46 +41,27 @@ async def until(predicate: Callable[[], bool], timeout: float = 5) -> None:
             await asyncio.sleep(0)
 
 
-class FakeBroker:
-    """Routes messages to matching subscriptions; a device added with ``serve`` answers the
-    requests published to its ``<prefix>/rpc`` as the recorded device would."""
+class FakeBroker(adapter_support.FakeBroker):
+    """The in-process broker; a device added with ``serve`` answers the requests published
+    to its ``<prefix>/rpc`` as the recorded device would."""
 
     def __init__(self) -> None:
-        self.subscriptions: list[tuple[str, Callable[[MqttMessage], None]]] = []
-        self.published: list[MqttMessage] = []
+        super().__init__()
         self.devices: dict[str, dict[str, Any]] = {}  # by request topic
 
-    def subscribe(self, topic_filter: str, handler: Callable[[MqttMessage], None]
-                  ) -> Callable[[], None]:
-        entry = (topic_filter, handler)
-        self.subscriptions.append(entry)
-        return lambda: self.subscriptions.remove(entry)
-
     def publish(self, message: MqttMessage) -> None:
-        self.published.append(message)
+        super().publish(message)
         recorded = self.devices.get(message.topic)
         if recorded is not None:
             request = json.loads(message.payload)
             reply = json.dumps(reply_to(recorded, request))
             asyncio.get_running_loop().call_soon(self.deliver, f"{request['src']}/rpc", reply)
 
-    def deliver(self, topic: str, payload: str | bytes | dict[str, Any]) -> None:
-        if isinstance(payload, dict):
-            payload = json.dumps(payload)
-        data = payload.encode() if isinstance(payload, str) else payload
-        for topic_filter, handler in list(self.subscriptions):
-            if topic_matches_sub(topic_filter, topic):
-                handler(MqttMessage(topic, data))
-
     def serve(self, recorded: dict[str, Any]) -> None:
         self.devices[f"{recorded['prefix']}/rpc"] = recorded
 
     def requests(self, prefix: str) -> list[dict[str, Any]]:
         return [json.loads(m.payload) for m in self.published if m.topic == f"{prefix}/rpc"]
-
-    @property
-    def topics(self) -> set[str]:
-        return {topic_filter for topic_filter, _handler in self.subscriptions}
 
 
 @dataclass

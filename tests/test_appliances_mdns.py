@@ -11,42 +11,23 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import shlex
-import shutil
 import socket
-import subprocess
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.netns import REPO, run_python
+
 SERVICES = json.loads((REPO / "tests" / "data" / "mdns" / "services.json").read_text())
 LOOPBACK = "127.0.0.1"
 WAIT_S = 15.0  # each awaited mDNS event
 
 
-def isolated(command: str) -> list[str]:
-    return ["unshare", "-rn", "sh", "-c",
-            f"ip link set lo up && ip link set lo multicast on && {command}"]
-
-
 def run_isolated(module: str, timeout: float = 120) -> dict[str, Any]:
     """Run ``python -m module`` in a fresh network namespace; its last line of JSON."""
-    if shutil.which("unshare") is None or shutil.which("ip") is None:
-        pytest.skip("needs unshare and ip (util-linux, iproute2) for an isolated network")
-    probe = subprocess.run(isolated("true"), capture_output=True, text=True, timeout=30)
-    if probe.returncode != 0:
-        pytest.skip("cannot create an isolated network namespace here (unshare -rn: "
-                    f"{probe.stderr.strip() or probe.returncode}); mDNS is not run on the "
-                    "host's interfaces")
-    child = subprocess.run(
-        isolated(f"exec {shlex.quote(sys.executable)} -m {module}"),
-        capture_output=True, text=True, timeout=timeout, cwd=REPO)
-    assert child.returncode == 0, child.stderr[-4000:]
-    return json.loads(child.stdout.strip().splitlines()[-1])
+    return run_python("-m", module, timeout=timeout)
 
 
 # -- the child: runs only inside the namespace ------------------------------------------------

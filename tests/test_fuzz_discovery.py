@@ -11,16 +11,12 @@ every bound reachable. Runs are derandomized (same examples every run, nothing w
 
 from __future__ import annotations
 
-import copy
 import json
-import logging
 import random
 import re
-import threading
-import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,12 +25,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from assistant.device_data import DeviceLimits
-from assistant.messages import EntityCommand, MqttMessage
+from assistant.messages import EntityCommand
 from assistant.registry import DeviceRegistry
 from device_adapters.base import AdapterContext, CommandNotSupportedError
 from device_adapters.ha_discovery.adapter import HomeAssistantDiscoveryAdapter
 from device_adapters.ha_discovery.components import SUPPORTED_COMPONENTS
 from device_adapters.ha_discovery.vocabulary import ABBREVIATIONS, TEXT_LIST_OPTIONS
+from tests.adapter_support import (DELETE, ErrorLog, FakeBroker, assert_clean,
+                                   assert_entity_bounded, assert_exact_topic, leaves,
+                                   logged_errors, mutated)
 
 PAYLOADS_PER_COMPONENT = 10_000  # handled payloads (configs and states) per component
 EXAMPLES_PER_COMPONENT = 1_500
@@ -46,8 +45,6 @@ LIMITS = DeviceLimits(
     max_aliases=2, max_attributes=6, max_text_chars=24, max_value_chars=96, max_list_items=4,
 )
 NAME_CHARS = 201  # "<device name> <entity name>", each cut to 100 characters
-
-_UNCLEAN = frozenset("\u2028\u2029\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
 def _base_configs() -> dict[str, list[dict[str, Any]]]:
@@ -106,18 +103,6 @@ STATE_WORDS = [
 ]
 
 
-def _leaves(value: Any) -> list[Any]:
-    """Every value inside a recording, nested ones too: real values to put in wrong places."""
-    found = [value]
-    if isinstance(value, dict):
-        for item in value.values():
-            found += _leaves(item)
-    elif isinstance(value, list):
-        for item in value:
-            found += _leaves(item)
-    return found
-
-
 def _junk_document(rng: random.Random, depth: int = 0) -> Any:
     roll = rng.random()
     if depth > 3 or roll < 0.5:
@@ -130,7 +115,7 @@ def _junk_document(rng: random.Random, depth: int = 0) -> Any:
 
 _RNG = random.Random(10)  # fixed: the pools are the same in every run
 CONFIG_VALUES: dict[str, list[Any]] = {
-    component: [*_leaves(bases), *(_junk_document(_RNG) for _ in range(200))]
+    component: [*leaves(bases), *(_junk_document(_RNG) for _ in range(200))]
     for component, bases in BASES.items()
 }
 STATE_PAYLOADS: list[bytes] = [
@@ -157,7 +142,6 @@ TOPIC_CHOICES = 8  # which of the entity's topics a state goes to (modulo how ma
 # One drawn number picks the payload, its mutation and its topic: one draw per state is what
 # keeps 10,000 payloads per component inside the time budget.
 STATE_CHOICES = len(STATE_PAYLOADS) * len(MUTATION_NAMES) * TOPIC_CHOICES
-DELETE = object()
 
 
 @dataclass
@@ -215,48 +199,6 @@ def cases(component: str) -> st.SearchStrategy[Case]:
 # -- the harness ------------------------------------------------------------------------------
 
 
-@dataclass
-class Recorder:
-    """The adapter's side of the broker: subscriptions and publications, nothing routed."""
-
-    handlers: dict[str, list[Callable[[MqttMessage], None]]] = field(default_factory=dict)
-    published: list[MqttMessage] = field(default_factory=list)
-
-    def subscribe(self, topic: str, handler: Callable[[MqttMessage], None]) -> Callable[[], None]:
-        self.handlers.setdefault(topic, []).append(handler)
-        return lambda: self.handlers[topic].remove(handler)
-
-    def publish(self, message: MqttMessage) -> None:
-        self.published.append(message)
-
-    def topics(self) -> list[str]:
-        return sorted(topic for topic, handlers in self.handlers.items() if handlers)
-
-    def deliver(self, topic: str, payload: bytes) -> int:
-        """Hand the message to the handlers of that exact filter or of the discovery one."""
-        handlers = list(self.handlers.get(topic, ()))
-        if topic.startswith(PREFIX + "/"):
-            handlers += self.handlers.get(PREFIX + "/#", [])
-        for handler in handlers:
-            handler(MqttMessage(topic, payload, retain=True))
-        return 1 if handlers else 0
-
-
-def _mutated(case: Case) -> dict[str, Any]:
-    config = json.loads(json.dumps(case.base))
-    for path, value in case.mutations:
-        node = config
-        for key in path[:-1]:
-            if not isinstance(node.get(key), dict):
-                node[key] = {}
-            node = node[key]
-        if value is DELETE:
-            node.pop(path[-1], None)
-        else:  # a copy: a value drawn from the base configs must never be changed in place
-            node[path[-1]] = copy.deepcopy(value)
-    return config
-
-
 def _state_message(choice: int, topics: list[str]) -> tuple[str, bytes]:
     payload, rest = divmod(choice, len(MUTATION_NAMES) * TOPIC_CHOICES)
     mutation, topic = divmod(rest, TOPIC_CHOICES)
@@ -283,50 +225,27 @@ def _config_message(case: Case, component: str, config: dict[str, Any], n: int) 
     return topic, payload
 
 
-class ErrorLog(logging.Handler):
-    """Errors logged by this test's own thread: threads earlier tests left behind (a
-    registry writer, a paho loop) must not fail the fuzzing."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.ERROR)
-        self.records: list[logging.LogRecord] = []
-        self.thread = threading.get_ident()
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if record.thread == self.thread:
-            self.records.append(record)
-
-
 @pytest.fixture
 def errors() -> Iterator[ErrorLog]:
-    """Errors the adapter and registry log (warnings are expected and not even formatted)."""
-    handler = ErrorLog()
-    loggers = [logging.getLogger(name) for name in ("device_adapters", "assistant.registry")]
-    levels = [logger.level for logger in loggers]
-    for logger in loggers:
-        logger.addHandler(handler)
-        logger.setLevel(logging.ERROR)
-    yield handler
-    for logger, level in zip(loggers, levels, strict=True):
-        logger.removeHandler(handler)
-        logger.setLevel(level)
+    with logged_errors() as log:
+        yield log
 
 
 def run_case(case: Case, component: str) -> Counter[str]:
     fed: Counter[str] = Counter()
-    registry, broker = DeviceRegistry(None, LIMITS), Recorder()
+    registry, broker = DeviceRegistry(None, LIMITS), FakeBroker(routed={PREFIX + "/#"})
     adapter = HomeAssistantDiscoveryAdapter(PREFIX)
     stop = adapter.start(AdapterContext(registry, broker.subscribe, broker.publish))
-    config = _mutated(case)
+    config = mutated(case.base, case.mutations)
     for n in range(1 + case.extra_configs):
-        fed["configs"] += broker.deliver(*_config_message(case, component, config, n))
+        fed["configs"] += bool(broker.deliver(*_config_message(case, component, config, n)))
     for choice in case.states:
-        topics = [topic for topic in broker.topics() if topic != PREFIX + "/#"]
+        topics = sorted(topic for topic in broker.topics if topic != PREFIX + "/#")
         if topics:
-            fed["states"] += broker.deliver(*_state_message(choice, topics))
+            fed["states"] += bool(broker.deliver(*_state_message(choice, topics)))
     check_consistent(registry, adapter, broker)
     stop()
-    assert broker.topics() == []
+    assert broker.topics == set()
     return fed
 
 
@@ -334,7 +253,7 @@ def run_case(case: Case, component: str) -> Counter[str]:
 
 
 def check_consistent(registry: DeviceRegistry, adapter: HomeAssistantDiscoveryAdapter,
-                     broker: Recorder) -> None:
+                     broker: FakeBroker) -> None:
     tracked = [t.entity_id for t in adapter._tracked.values()]  # noqa: SLF001
     assert len(tracked) == len(set(tracked))
     for entity_id in tracked:
@@ -349,23 +268,13 @@ def check_consistent(registry: DeviceRegistry, adapter: HomeAssistantDiscoveryAd
         assert len(entity.aliases) <= LIMITS.max_aliases
         for name in (entity.name, *entity.aliases):
             assert_clean(name, NAME_CHARS)
-        if entity.state is not None:
-            assert_clean(entity.state, LIMITS.max_text_chars)
-        assert len(entity.attributes) <= LIMITS.max_attributes
-        for key, value in entity.attributes.items():
-            assert_clean(key, LIMITS.max_text_chars)
-            assert_bounded(value)
-            if isinstance(value, list | dict):
-                assert len(json.dumps(value)) <= LIMITS.max_value_chars
-        for value in entity.capabilities.values():
-            assert_bounded(value)
-        entity.model_dump_json()  # storable: the registry persists it as JSON
+        assert_entity_bounded(entity, LIMITS)
         for option in TEXT_LIST_OPTIONS:  # what commands and state readers check against
             if isinstance(entity.wire.get(option), list):
                 assert len(entity.wire[option]) <= LIMITS.max_list_items
                 for item in entity.wire[option]:
                     assert_clean(item, LIMITS.max_text_chars)
-    for topic in broker.topics():
+    for topic in broker.topics:
         if topic != PREFIX + "/#":
             assert_exact_topic(topic)
     assert broker.published == []  # handling device messages never commands a device
@@ -377,30 +286,6 @@ def check_consistent(registry: DeviceRegistry, adapter: HomeAssistantDiscoveryAd
                 continue
             for message in messages:
                 assert_exact_topic(message.topic)
-
-
-def assert_exact_topic(topic: str) -> None:
-    assert topic.strip("/") and not any(c in topic for c in "+#\x00"), topic
-
-
-def assert_clean(text: str, limit: int) -> None:
-    assert isinstance(text, str) and 0 < len(text) <= limit, text
-    assert not any(unicodedata.category(c) == "Cc" or c in _UNCLEAN for c in text), text
-
-
-def assert_bounded(value: Any) -> None:
-    if isinstance(value, str):
-        assert_clean(value, LIMITS.max_text_chars)
-    elif isinstance(value, list | dict):
-        assert len(value) <= LIMITS.max_list_items
-        for item in value.values() if isinstance(value, dict) else value:
-            assert_bounded(item)
-    elif isinstance(value, float):
-        assert value == value and abs(value) != float("inf")
-    elif isinstance(value, int) and not isinstance(value, bool):
-        assert abs(value) < 2**63
-    else:
-        assert value is None or isinstance(value, bool)
 
 
 # -- the tests --------------------------------------------------------------------------------

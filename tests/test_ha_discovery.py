@@ -14,10 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from paho.mqtt.client import topic_matches_sub
 
 from assistant.device_data import DeviceLimits
-from assistant.messages import EntityCommand, MqttMessage
+from assistant.messages import EntityCommand
 from assistant.registry import DeviceRegistry, Entity
 from device_adapters.base import AdapterContext, CommandNotSupportedError
 from device_adapters.ha_discovery.adapter import HomeAssistantDiscoveryAdapter
@@ -26,6 +25,7 @@ from device_adapters.ha_discovery.templates import (
     UnsupportedTemplateError,
     render_template,
 )
+from tests.adapter_support import FakeBroker
 
 PAYLOADS = Path(__file__).parent / "data" / "ha_discovery"
 
@@ -57,36 +57,6 @@ CONFIG_TOPICS = {
 
 def recorded(name: str) -> dict[str, Any]:
     return json.loads((PAYLOADS / f"{name}.json").read_text(encoding="utf-8"))
-
-
-class FakeBroker:
-    """Records the adapter's subscriptions and delivers messages to matching handlers."""
-
-    def __init__(self) -> None:
-        self.subscriptions: dict[str, list[Callable[[MqttMessage], None]]] = {}
-        self.published: list[MqttMessage] = []
-
-    def subscribe(
-        self, topic_filter: str, handler: Callable[[MqttMessage], None]
-    ) -> Callable[[], None]:
-        self.subscriptions.setdefault(topic_filter, []).append(handler)
-        return lambda: self.subscriptions[topic_filter].remove(handler)
-
-    def publish(self, message: MqttMessage) -> None:
-        self.published.append(message)
-
-    def deliver(self, topic: str, payload: str | bytes | dict[str, Any] | list[Any]) -> None:
-        if isinstance(payload, dict | list):
-            payload = json.dumps(payload)
-        data = payload.encode() if isinstance(payload, str) else payload
-        for topic_filter, handlers in list(self.subscriptions.items()):
-            if topic_matches_sub(topic_filter, topic):
-                for handler in list(handlers):
-                    handler(MqttMessage(topic, data, retain=True))
-
-    @property
-    def topics(self) -> set[str]:
-        return {topic for topic, handlers in self.subscriptions.items() if handlers}
 
 
 @dataclass

@@ -8,19 +8,20 @@ device messages are recorded from the convention's own examples under data/homie
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from paho.mqtt.client import topic_matches_sub
 
-from assistant.messages import EntityCommand, MqttMessage
+from assistant.messages import EntityCommand
 from assistant.registry import DeviceRegistry, Entity
 from device_adapters.base import AdapterContext, CommandNotSupportedError
 from device_adapters.homie import HomieAdapter
 from device_adapters.homie.values import Color, parse_value, rgb_to_xy
+from tests.adapter_support import FakeBroker, matches
 
 RECORDINGS = Path(__file__).parent / "data" / "homie"
 LIGHT, TEMPERATURE = "light.kitchen_light_light", "sensor.kitchen_light_sensor_temperature"
@@ -33,50 +34,13 @@ def recording(name: str) -> list[tuple[str, bytes]]:
                           else m["payload"]).encode()) for m in messages]
 
 
-def matches(topic_filter: str, topic: str) -> bool:
-    """MQTT filter matching (paho's topic_matches_sub, which is too slow for the fuzz)."""
-    levels = topic.split("/")
-    for index, level in enumerate(topic_filter.split("/")):
-        if level == "#":
-            return True
-        if index >= len(levels) or level not in ("+", levels[index]):
-            return False
-    return len(levels) == len(topic_filter.split("/"))
+class FakeContext(FakeBroker):
+    """The in-process broker with retained messages (a new subscription gets them, as from
+    a broker), and the registry the adapter fills."""
 
-
-@dataclass
-class FakeContext:
-    """Subscriptions by filter, delivered to like a broker would (retained messages too, to
-    a new subscription); what is published."""
-
-    registry: DeviceRegistry = field(default_factory=lambda: DeviceRegistry(None))
-    handlers: dict[str, list[Callable[[MqttMessage], None]]] = field(default_factory=dict)
-    published: list[MqttMessage] = field(default_factory=list)
-    retained: dict[str, bytes] = field(default_factory=dict)
-
-    def subscribe(self, topic_filter: str,
-                  handler: Callable[[MqttMessage], None]) -> Callable[[], None]:
-        self.handlers.setdefault(topic_filter, []).append(handler)
-        for topic, payload in list(self.retained.items()):
-            if matches(topic_filter, topic):
-                handler(MqttMessage(topic, payload, retain=True))
-        return lambda: self.handlers[topic_filter].remove(handler)
-
-    def deliver(self, topic: str, payload: str | bytes | dict[str, Any]) -> None:
-        if isinstance(payload, dict):
-            payload = json.dumps(payload)
-        data = payload.encode() if isinstance(payload, str) else payload
-        self.retained[topic] = data
-        if not data:
-            del self.retained[topic]
-        for topic_filter, handlers in list(self.handlers.items()):
-            if matches(topic_filter, topic):
-                for handler in list(handlers):
-                    handler(MqttMessage(topic, data, retain=True))
-
-    @property
-    def filters(self) -> set[str]:
-        return {topic for topic, handlers in self.handlers.items() if handlers}
+    def __init__(self, registry: DeviceRegistry | None = None) -> None:
+        super().__init__(retained=True)
+        self.registry = registry if registry is not None else DeviceRegistry(None)
 
 
 @dataclass
@@ -399,7 +363,7 @@ def test_clearing_state_or_description_removes_the_device(hub: Hub) -> None:
     hub.replay("v5_kitchen_light")
     hub.deliver("homie/5/kitchen-light/$state", b"")
     assert hub.entity_ids == set()
-    assert hub.context.filters == {"homie/5/+/$state", "homie/5/+/$description",
+    assert hub.context.topics == {"homie/5/+/$state", "homie/5/+/$description",
                                    "homie/+/$homie"}  # the device's own subscriptions went
 
 
@@ -434,7 +398,7 @@ def test_device_ids_that_are_not_homie_ids_are_ignored(hub: Hub) -> None:
         hub.deliver(f"homie/5/{device_id}/$description", description(
             power={"datatype": "boolean"}))
     assert hub.entity_ids == set()
-    assert hub.context.filters == {"homie/5/+/$state", "homie/5/+/$description",
+    assert hub.context.topics == {"homie/5/+/$state", "homie/5/+/$description",
                                    "homie/+/$homie"}
     hub.deliver("homie/5/lamp-2/$state", "ready")
     hub.deliver("homie/5/lamp-2/$description", description(power={"datatype": "boolean"}))

@@ -12,16 +12,14 @@ import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from assistant.config import MqttConfig
 from assistant.devices import DeviceGateway
 from assistant.messages import EntityCommand
-from assistant.registry import DeviceRegistry
-from assistant.transport.mqtt_link import MqttLink
 from device_adapters.base import CommandNotSupportedError
 from device_adapters.homie import HomieAdapter
+from tests.adapter_support import hub, registry_until
 from tests.conftest import Broker
 from tests.test_homie import recording
-from tests.test_mqtt_link import Recorder, running, until
+from tests.test_mqtt_link import Recorder, until
 
 RECORDINGS = ("v5_kitchen_light", "v4_devices")
 
@@ -54,14 +52,9 @@ def replayed(broker: Broker, base: str) -> Iterator[list[str]]:
 
 @pytest.fixture
 async def gateway(broker: Broker, base: str) -> AsyncIterator[DeviceGateway]:
-    link = MqttLink(MqttConfig(host=broker.host, port=broker.port, client_id=f"mimo-{base}",
-                               base_topic=f"mimo-{base}"))
-    gateway = DeviceGateway(DeviceRegistry(None), link)
-    remove = gateway.add_adapter(HomieAdapter(base_topic=base))
-    async with running(link):
-        await link.wait_connected(10)
+    async with hub(broker, HomieAdapter(base_topic=base), f"mimo-{base}",
+                   sensitive=True) as (_registry, gateway):
         yield gateway
-    remove()
 
 
 async def test_a_replayed_light_is_switched_on_its_set_topics(
@@ -70,8 +63,9 @@ async def test_a_replayed_light_is_switched_on_its_set_topics(
     try:
         await watcher.wait_for(len(replayed))  # the retained recordings: it is subscribed
         registry = gateway.registry
-        await until(lambda: registry.get("light.kitchen_light_light") is not None
-                    and registry.get("sensor.super_car_engine_temperature") is not None, 10)
+        await registry_until(registry, lambda: registry.get("light.kitchen_light_light")
+                             is not None and registry.get("sensor.super_car_engine_temperature")
+                             is not None)
         light = registry.get("light.kitchen_light_light")
         assert light is not None and (light.state, light.attributes["brightness"]) == ("on", 153)
         v4_sensor = registry.get("sensor.super_car_engine_temperature")
@@ -100,7 +94,8 @@ async def test_a_replayed_light_is_switched_on_its_set_topics(
 async def test_a_v4_device_is_never_commanded(
         base: str, replayed: list[str], gateway: DeviceGateway) -> None:
     registry = gateway.registry
-    await until(lambda: registry.get("binary_sensor.kitchen_light_light_power") is not None, 10)
+    await registry_until(registry, lambda: registry.get("binary_sensor.kitchen_light_light_power")
+                         is not None)
     power = registry.get("binary_sensor.kitchen_light_light_power")
     assert power is not None and power.state == "on"
     with pytest.raises(CommandNotSupportedError, match="no 'turn_on' command"):

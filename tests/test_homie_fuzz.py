@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import copy
 import json
-import logging
 import random
 import re
 from collections.abc import Iterator
@@ -28,6 +27,7 @@ from assistant.registry import DeviceRegistry, Entity
 from device_adapters.base import AdapterContext, CommandNotSupportedError
 from device_adapters.homie import HomieAdapter
 from device_adapters.wire import is_exact_topic
+from tests.adapter_support import ErrorLog, logged_errors
 from tests.test_homie import FakeContext, recording
 
 EXAMPLES = 1_300
@@ -162,27 +162,16 @@ def _check_commands(adapter: HomieAdapter, entity: Entity) -> None:
             assert message.qos == 1
 
 
-class _Errors(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.ERROR)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-
 handled = {"payloads": 0}
 
 
 @pytest.fixture
-def errors() -> Iterator[_Errors]:
-    handler = _Errors()
-    logging.getLogger().addHandler(handler)
-    yield handler
-    logging.getLogger().removeHandler(handler)
+def errors() -> Iterator[ErrorLog]:
+    with logged_errors() as log:
+        yield log
 
 
-def test_generated_and_mutated_messages_never_break_the_adapter(errors: _Errors) -> None:
+def test_generated_and_mutated_messages_never_break_the_adapter(errors: ErrorLog) -> None:
     @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
     @given(st.sampled_from(RECORDINGS),
@@ -200,7 +189,7 @@ def test_generated_and_mutated_messages_never_break_the_adapter(errors: _Errors)
             handled["payloads"] += 1
         assert not errors.records, errors.records[0].getMessage()
         assert context.published == []
-        assert all(ALLOWED_FILTERS.fullmatch(f) for f in context.filters), context.filters
+        assert all(ALLOWED_FILTERS.fullmatch(f) for f in context.topics), context.topics
         entities = [e for e in context.registry.all_entities() if e.source == "homie"]
         assert len(entities) <= LIMITS.max_entities_per_source
         for entity in entities:

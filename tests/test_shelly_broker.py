@@ -6,25 +6,21 @@ paho subscriber sees the command on ``<prefix>/rpc``."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
-from assistant.config import MqttConfig
-from assistant.devices import DeviceGateway
 from assistant.messages import EntityCommand
 from assistant.registry import DeviceRegistry, Entity
-from assistant.transport.mqtt_link import MqttLink
 from device_adapters.shelly import ShellyAdapter
+from tests.adapter_support import TIMEOUT_S, hub, registry_until
 from tests.conftest import Broker
 from tests.shelly_support import device, reply_to
 
 KETTLE = "switch.shellyplus1pm_a8032ab636ec_switch_0"
-TIMEOUT_S = 10
 
 
 class PahoClient:
@@ -78,36 +74,14 @@ class TestDevice(PahoClient):
         self.client.publish(f"{self.prefix}/{suffix}", data, qos=1, retain=retain)
 
 
-@contextlib.asynccontextmanager
-async def hub(port: int) -> AsyncIterator[tuple[DeviceRegistry, DeviceGateway]]:
-    registry = DeviceRegistry(None)
-    link = MqttLink(MqttConfig(host="127.0.0.1", port=port, client_id="test-shelly-hub",
-                               base_topic="shelly-test"))
-    task = asyncio.create_task(link.run())
-    try:
-        await link.wait_connected(TIMEOUT_S)
-        gateway = DeviceGateway(registry, link)
-        remove = gateway.add_adapter(ShellyAdapter(client_id="replay", rpc_timeout_s=5))
-        yield registry, gateway
-        remove()
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-
-
 async def entity_where(registry: DeviceRegistry, entity_id: str,
                        predicate: Callable[[Entity], bool]) -> Entity:
     """The entity once it exists and ``predicate`` holds, awaited on registry changes."""
-    changed = asyncio.Event()
-    unsubscribe = registry.subscribe(lambda _change: changed.set())
-    try:
-        async with asyncio.timeout(TIMEOUT_S):
-            while (entity := registry.get_any(entity_id)) is None or not predicate(entity):
-                await changed.wait()
-                changed.clear()
-            return entity
-    finally:
-        unsubscribe()
+    await registry_until(registry, lambda: (entity := registry.get_any(entity_id)) is not None
+                         and predicate(entity))
+    entity = registry.get_any(entity_id)
+    assert entity is not None
+    return entity
 
 
 async def test_a_plus_1pm_is_found_read_and_switched(broker: Broker) -> None:
@@ -118,7 +92,8 @@ async def test_a_plus_1pm_is_found_read_and_switched(broker: Broker) -> None:
     try:
         await asyncio.wait_for(observer.subscribed.wait(), TIMEOUT_S)
         await asyncio.wait_for(shelly.subscribed.wait(), TIMEOUT_S)
-        async with hub(broker.port) as (registry, gateway):
+        async with hub(broker, ShellyAdapter(client_id="replay", rpc_timeout_s=5),
+                       "test-shelly-hub", sensitive=True) as (registry, gateway):
             shelly.publish("online", "true", retain=True)  # as the device does on connecting
             kettle = await entity_where(registry, KETTLE, lambda e: e.state == "on")
             seen = [await observer.next() for _ in range(3)]

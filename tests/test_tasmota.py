@@ -8,17 +8,18 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from assistant.messages import EntityCommand, MqttMessage
+from assistant.messages import EntityCommand
 from assistant.registry import DeviceRegistry, Entity
 from device_adapters.base import AdapterContext, CommandNotSupportedError
 from device_adapters.tasmota import TasmotaAdapter
+from tests.adapter_support import FakeBroker
 
 DATA = Path(__file__).parent / "data" / "tasmota"
 PREFIX = "tasmota/discovery"
@@ -28,37 +29,10 @@ def document(name: str, kind: str = "config") -> dict[str, Any]:
     return json.loads((DATA / f"{name}.{kind}.json").read_text(encoding="utf-8"))
 
 
-@dataclass
-class FakeBroker:
+def fake_broker() -> FakeBroker:
     """Exact-topic subscriptions plus the adapter's one discovery filter; nothing routed by
     wildcards, so a subscription the adapter should not make never hears anything."""
-
-    handlers: dict[str, list[Callable[[MqttMessage], None]]] = field(default_factory=dict)
-    published: list[MqttMessage] = field(default_factory=list)
-
-    def subscribe(self, topic: str, handler: Callable[[MqttMessage], None]) -> Callable[[], None]:
-        self.handlers.setdefault(topic, []).append(handler)
-        return lambda: self.handlers[topic].remove(handler)
-
-    def publish(self, message: MqttMessage) -> None:
-        self.published.append(message)
-
-    @property
-    def topics(self) -> set[str]:
-        return {topic for topic, handlers in self.handlers.items() if handlers}
-
-    def deliver(self, topic: str, payload: bytes) -> int:
-        """Hand a retained message to its subscribers; how many subscriptions heard it."""
-        wanted = [topic] + ([f"{PREFIX}/#"] if topic.startswith(PREFIX + "/") else [])
-        handlers = [handler for topic_filter in wanted
-                    for handler in list(self.handlers.get(topic_filter, ()))]
-        for handler in handlers:
-            handler(MqttMessage(topic, payload, retain=True))
-        return len(handlers)
-
-    def send(self, topic: str, payload: str | dict[str, Any]) -> None:
-        self.deliver(topic, (json.dumps(payload) if isinstance(payload, dict) else payload)
-                     .encode())
+    return FakeBroker(routed={f"{PREFIX}/#"})
 
 
 @dataclass
@@ -69,9 +43,9 @@ class Hub:
 
     def discover(self, name: str, *, sensors: bool = True, **overrides: Any) -> dict[str, Any]:
         config = {**document(name), **overrides}
-        self.broker.send(f"{PREFIX}/{config['mac']}/config", config)
+        self.broker.deliver(f"{PREFIX}/{config['mac']}/config", config)
         if sensors:
-            self.broker.send(f"{PREFIX}/{config['mac']}/sensors", document(name, "sensors"))
+            self.broker.deliver(f"{PREFIX}/{config['mac']}/sensors", document(name, "sensors"))
         return config
 
     def entity(self, entity_id: str) -> Entity:
@@ -91,7 +65,7 @@ class Hub:
 
 @pytest.fixture
 def hub() -> Iterator[Hub]:
-    registry, broker, adapter = DeviceRegistry(None), FakeBroker(), TasmotaAdapter()
+    registry, broker, adapter = DeviceRegistry(None), fake_broker(), TasmotaAdapter()
     stop = adapter.start(AdapterContext(registry, broker.subscribe, broker.publish))
     yield Hub(registry, broker, adapter)
     stop()
@@ -132,8 +106,8 @@ def test_a_sonoff_basic_is_one_switch_and_its_probe_sensors(hub: Hub) -> None:
 
 def test_a_config_whose_mac_is_not_the_topics_is_not_a_device(hub: Hub) -> None:
     config = document("sonoff_basic")
-    hub.broker.send(f"{PREFIX}/2C3AE82EB8AF/config", config)
-    hub.broker.send(f"{PREFIX}/{config['mac'].lower()}/config", {**config,
+    hub.broker.deliver(f"{PREFIX}/2C3AE82EB8AF/config", config)
+    hub.broker.deliver(f"{PREFIX}/{config['mac'].lower()}/config", {**config,
                                                                  "mac": config["mac"].lower()})
     assert hub.ids() == []
 
@@ -240,7 +214,7 @@ def test_climate_sensors_get_their_device_class_and_unit(
 
 
 def test_sensors_announced_before_the_config_appear_with_it(hub: Hub) -> None:
-    hub.broker.send(f"{PREFIX}/DC4F22A12A41/sensors", document("sonoff_th_am2301", "sensors"))
+    hub.broker.deliver(f"{PREFIX}/DC4F22A12A41/sensors", document("sonoff_th_am2301", "sensors"))
     assert hub.ids() == []  # no device yet
     hub.discover("sonoff_th_am2301", sensors=False)
     assert "sensor.tasmota_dc4f22a12a41_am2301_humidity" in hub.ids()
@@ -258,38 +232,38 @@ def test_an_entity_of_another_adapter_is_never_taken_over(hub: Hub) -> None:
 
 def test_relay_state_comes_from_result_state_and_the_power_topic(hub: Hub) -> None:
     hub.discover("sonoff_basic")
-    hub.broker.send("stat/SONOFF_B1/RESULT", {"POWER": "ON"})
+    hub.broker.deliver("stat/SONOFF_B1/RESULT", {"POWER": "ON"})
     assert hub.entity(BASIC).state == "on"
-    hub.broker.send("stat/SONOFF_B1/POWER", "OFF")
+    hub.broker.deliver("stat/SONOFF_B1/POWER", "OFF")
     assert hub.entity(BASIC).state == "off"
-    hub.broker.send("tele/SONOFF_B1/STATE", {"Time": "2022-02-23T08:40:00", "POWER": "ON"})
+    hub.broker.deliver("tele/SONOFF_B1/STATE", {"Time": "2022-02-23T08:40:00", "POWER": "ON"})
     assert hub.entity(BASIC).state == "on"
 
 
 def test_a_relay_ignores_texts_that_are_not_its_state_texts(hub: Hub) -> None:
     hub.discover("sonoff_basic", state=["AUS", "AN", "UM", "HALTEN"])
-    hub.broker.send("stat/SONOFF_B1/RESULT", {"POWER": "AN"})
+    hub.broker.deliver("stat/SONOFF_B1/RESULT", {"POWER": "AN"})
     assert hub.entity(BASIC).state == "on"
     for payload in ({"POWER": "ON"}, {"POWER": 1}, {"Dimmer": 5}, "AN"):
-        hub.broker.send("stat/SONOFF_B1/RESULT", payload)
+        hub.broker.deliver("stat/SONOFF_B1/RESULT", payload)
         assert hub.entity(BASIC).state == "on"
-    hub.broker.send("stat/SONOFF_B1/POWER", "AUS")
+    hub.broker.deliver("stat/SONOFF_B1/POWER", "AUS")
     assert hub.entity(BASIC).state == "off"
 
 
 def test_each_output_of_a_multi_relay_device_reads_its_own_number(hub: Hub) -> None:
     hub.discover("sonoff_t1_2ch")
     first, second = (f"switch.tasmota_d8f15bb3db2d_relay_{n}" for n in (1, 2))
-    hub.broker.send("stat/tasmota_B3DB2D/RESULT", {"POWER2": "ON"})
+    hub.broker.deliver("stat/tasmota_B3DB2D/RESULT", {"POWER2": "ON"})
     assert (hub.entity(first).state, hub.entity(second).state) == (None, "on")
-    hub.broker.send("stat/tasmota_B3DB2D/POWER1", "ON")
-    hub.broker.send("tele/tasmota_B3DB2D/STATE", {"POWER1": "ON", "POWER2": "OFF"})
+    hub.broker.deliver("stat/tasmota_B3DB2D/POWER1", "ON")
+    hub.broker.deliver("tele/tasmota_B3DB2D/STATE", {"POWER1": "ON", "POWER2": "OFF"})
     assert (hub.entity(first).state, hub.entity(second).state) == ("on", "off")
 
 
 def test_light_state_reads_dimmer_color_hsb_and_ct(hub: Hub) -> None:
     hub.discover("h801_rgbcct")
-    hub.broker.send("stat/SONOFF_RGBW1/RESULT", {
+    hub.broker.deliver("stat/SONOFF_RGBW1/RESULT", {
         "POWER": "ON", "Dimmer": 50, "Color": "128,0,0,0,0", "HSBColor": "0,100,50",
         "White": 0, "CT": 250, "Channel": [50, 0, 0, 0, 0]})
     light = hub.entity(LIGHT)
@@ -301,13 +275,13 @@ def test_light_state_reads_dimmer_color_hsb_and_ct(hub: Hub) -> None:
 
 def test_a_hex_color_is_read_like_a_decimal_one(hub: Hub) -> None:
     hub.discover("h801_rgbcct")
-    hub.broker.send("tele/SONOFF_RGBW1/STATE", {"POWER": "OFF", "Color": "FF80000000"})
+    hub.broker.deliver("tele/SONOFF_RGBW1/STATE", {"POWER": "OFF", "Color": "FF80000000"})
     assert hub.entity(LIGHT).attributes["rgb_color"] == [255, 128, 0]
 
 
 def test_light_values_out_of_range_are_ignored_and_the_rest_is_kept(hub: Hub) -> None:
     hub.discover("h801_rgbcct")
-    hub.broker.send("stat/SONOFF_RGBW1/RESULT", {
+    hub.broker.deliver("stat/SONOFF_RGBW1/RESULT", {
         "POWER": "ON", "Dimmer": 150, "Color": "300,0,0", "HSBColor": "0,100", "CT": "warm"})
     light = hub.entity(LIGHT)
     assert (light.state, light.attributes) == ("on", {})
@@ -315,15 +289,15 @@ def test_light_values_out_of_range_are_ignored_and_the_rest_is_kept(hub: Hub) ->
 
 def test_shutter_position_and_direction_come_from_result_sensor_and_status10(hub: Hub) -> None:
     hub.discover("shelly25_shutter")
-    hub.broker.send("stat/living_blind/RESULT",
+    hub.broker.deliver("stat/living_blind/RESULT",
                     {"Shutter1": {"Position": 7, "Direction": 1, "Target": 100}})
     assert (hub.entity(BLIND).state, hub.entity(BLIND).attributes) == (
         "opening", {"current_position": 7})
-    hub.broker.send("tele/living_blind/SENSOR",
+    hub.broker.deliver("tele/living_blind/SENSOR",
                     {"Shutter1": {"Position": 0, "Direction": 0, "Target": 0}})
     assert (hub.entity(BLIND).state, hub.entity(BLIND).attributes) == (
         "closed", {"current_position": 0})
-    hub.broker.send("stat/living_blind/STATUS10",
+    hub.broker.deliver("stat/living_blind/STATUS10",
                     {"StatusSNS": {"Shutter1": {"Position": 60, "Direction": 0}}})
     assert (hub.entity(BLIND).state, hub.entity(BLIND).attributes) == (
         "open", {"current_position": 60})
@@ -334,13 +308,13 @@ def test_a_shutter_ignores_other_shutters_and_unreadable_positions(hub: Hub) -> 
     for payload in ({"Shutter2": {"Position": 50, "Direction": 0}},
                     {"Shutter1": {"Position": 150, "Direction": 7}}, {"Shutter1": 50},
                     {"StatusSNS": {"Shutter1": {"Position": 5}}}):
-        hub.broker.send("stat/living_blind/RESULT", payload)
+        hub.broker.deliver("stat/living_blind/RESULT", payload)
     assert hub.entity(BLIND).state is None and hub.entity(BLIND).attributes == {}
 
 
 def test_an_inverted_shutter_counts_the_other_way(hub: Hub) -> None:
     hub.discover("shelly25_shutter", sho=[1, 0, 0, 0])
-    hub.broker.send("stat/living_blind/RESULT", {"Shutter1": {"Position": 30, "Direction": -1}})
+    hub.broker.deliver("stat/living_blind/RESULT", {"Shutter1": {"Position": 30, "Direction": -1}})
     assert (hub.entity(BLIND).state, hub.entity(BLIND).attributes) == (
         "opening", {"current_position": 70})
     assert hub.encode(BLIND, "set_cover_position", position=80) == [
@@ -349,23 +323,24 @@ def test_an_inverted_shutter_counts_the_other_way(hub: Hub) -> None:
 
 def test_sensor_readings_come_from_tele_sensor_and_status10(hub: Hub) -> None:
     hub.discover("nxsm200_energy_plug")
-    hub.broker.send("tele/NXSM200_01/SENSOR", {"Time": "2022-02-23T11:02:48", "ENERGY": {
+    hub.broker.deliver("tele/NXSM200_01/SENSOR", {"Time": "2022-02-23T11:02:48", "ENERGY": {
         "Total": 72.814, "Power": 12, "Voltage": 229, "Current": 0.061}})
     power = "sensor.tasmota_2cf432cc2fc5_energy_power"
     assert hub.entity(power).state == "12"
     assert hub.entity("sensor.tasmota_2cf432cc2fc5_energy_total").state == "72.814"
-    hub.broker.send("stat/NXSM200_01/STATUS10", {"StatusSNS": {"ENERGY": {"Power": 40}}})
+    hub.broker.deliver("stat/NXSM200_01/STATUS10", {"StatusSNS": {"ENERGY": {"Power": 40}}})
     assert hub.entity(power).state == "40"
 
 
 def test_a_sensor_keeps_its_state_when_a_report_lacks_or_garbles_its_reading(hub: Hub) -> None:
     hub.discover("sonoff_th_am2301")
     humidity = "sensor.tasmota_dc4f22a12a41_am2301_humidity"
-    hub.broker.send("tele/bathroom_th/SENSOR", {"AM2301": {"Temperature": 24.6, "Humidity": 58.2}})
+    hub.broker.deliver("tele/bathroom_th/SENSOR",
+                       {"AM2301": {"Temperature": 24.6, "Humidity": 58.2}})
     for payload in ({"AM2301": {"Temperature": 25}}, {"AM2301": {"Humidity": True}},
                     {"AM2301": {"Humidity": {"x": 1}}}, '{"AM2301": {"Humidity": NaN}}',
                     "not json", {"ENERGY": {"Humidity": 1}}):
-        hub.broker.send("tele/bathroom_th/SENSOR", payload)
+        hub.broker.deliver("tele/bathroom_th/SENSOR", payload)
     assert hub.entity(humidity).state == "58.2"
     assert hub.entity("sensor.tasmota_dc4f22a12a41_am2301_temperature").state == "25"
 
@@ -375,30 +350,30 @@ def test_a_sensor_keeps_its_state_when_a_report_lacks_or_garbles_its_reading(hub
 
 def test_lwt_online_and_offline_set_every_entity_of_the_device(hub: Hub) -> None:
     hub.discover("nxsm200_energy_plug")
-    hub.broker.send("tele/NXSM200_01/LWT", "Online")
+    hub.broker.deliver("tele/NXSM200_01/LWT", "Online")
     entities = hub.registry.all_entities()
     assert len(entities) == 11 and all(entity.available for entity in entities)
-    hub.broker.send("tele/NXSM200_01/LWT", "Offline")
+    hub.broker.deliver("tele/NXSM200_01/LWT", "Offline")
     assert not any(entity.available for entity in hub.registry.all_entities())
 
 
 def test_lwt_texts_other_than_the_devices_are_ignored(hub: Hub) -> None:
     hub.discover("sonoff_basic", onln="Bereit", ofln="Weg")
-    hub.broker.send("tele/SONOFF_B1/LWT", "Online")
+    hub.broker.deliver("tele/SONOFF_B1/LWT", "Online")
     assert hub.entity(BASIC).available is False
-    hub.broker.send("tele/SONOFF_B1/LWT", "Bereit")
+    hub.broker.deliver("tele/SONOFF_B1/LWT", "Bereit")
     assert hub.entity(BASIC).available is True
-    hub.broker.send("tele/SONOFF_B1/LWT", "Offline")
+    hub.broker.deliver("tele/SONOFF_B1/LWT", "Offline")
     assert hub.entity(BASIC).available is True
 
 
 def test_the_lwt_topic_follows_the_full_topic_and_prefixes(hub: Hub) -> None:
     hub.discover("sonoff_basic", ft="home/%prefix%/%topic%/", tp=["c", "s", "t"])
-    hub.broker.send("tele/SONOFF_B1/LWT", "Online")
+    hub.broker.deliver("tele/SONOFF_B1/LWT", "Online")
     assert hub.entity(BASIC).available is False
-    hub.broker.send("home/t/SONOFF_B1/LWT", "Online")
+    hub.broker.deliver("home/t/SONOFF_B1/LWT", "Online")
     assert hub.entity(BASIC).available is True
-    hub.broker.send("home/s/SONOFF_B1/RESULT", {"POWER": "ON"})
+    hub.broker.deliver("home/s/SONOFF_B1/RESULT", {"POWER": "ON"})
     assert hub.entity(BASIC).state == "on"
 
 
@@ -410,7 +385,7 @@ def test_a_device_in_deep_sleep_is_available_without_an_lwt(hub: Hub) -> None:
 
 def test_a_republished_config_keeps_what_the_lwt_said(hub: Hub) -> None:
     hub.discover("sonoff_basic")
-    hub.broker.send("tele/SONOFF_B1/LWT", "Online")
+    hub.broker.deliver("tele/SONOFF_B1/LWT", "Online")
     hub.discover("sonoff_basic", fn=["Lamp"])
     assert (hub.entity(BASIC).name, hub.entity(BASIC).available) == ("Lamp", True)
     hub.discover("sonoff_basic", t="lamp")  # other topics: wait for their LWT
@@ -423,7 +398,7 @@ def test_a_republished_config_keeps_what_the_lwt_said(hub: Hub) -> None:
 def test_an_empty_config_removes_the_device_and_its_subscriptions(hub: Hub) -> None:
     hub.discover("nxsm200_energy_plug")
     hub.discover("sonoff_basic")
-    hub.broker.send(f"{PREFIX}/2CF432CC2FC5/config", "")
+    hub.broker.deliver(f"{PREFIX}/2CF432CC2FC5/config", "")
     assert all(entity_id.startswith(("sensor.tasmota_2c3a", "switch.tasmota_2c3a"))
                for entity_id in hub.ids())
     assert not any("NXSM200_01" in topic for topic in hub.broker.topics)
@@ -432,7 +407,7 @@ def test_an_empty_config_removes_the_device_and_its_subscriptions(hub: Hub) -> N
 
 def test_an_empty_sensors_document_removes_only_the_sensors(hub: Hub) -> None:
     hub.discover("sonoff_th_am2301")
-    hub.broker.send(f"{PREFIX}/DC4F22A12A41/sensors", "")
+    hub.broker.deliver(f"{PREFIX}/DC4F22A12A41/sensors", "")
     assert hub.ids() == ["switch.tasmota_dc4f22a12a41_relay_1"]
     assert "tele/bathroom_th/SENSOR" not in hub.broker.topics
 
@@ -447,9 +422,9 @@ def test_a_config_with_fewer_relays_removes_the_missing_ones(hub: Hub) -> None:
 def test_a_malformed_config_leaves_the_device_as_it_was(hub: Hub) -> None:
     hub.discover("sonoff_basic")
     before = hub.ids()
-    hub.broker.send(f"{PREFIX}/2C3AE82EB8AE/config", {**document("sonoff_basic"), "rl": "x"})
-    hub.broker.send(f"{PREFIX}/2C3AE82EB8AE/config", "{not json")
-    hub.broker.send(f"{PREFIX}/2C3AE82EB8AE/config", {**document("sonoff_basic"), "t": "a/+"})
+    hub.broker.deliver(f"{PREFIX}/2C3AE82EB8AE/config", {**document("sonoff_basic"), "rl": "x"})
+    hub.broker.deliver(f"{PREFIX}/2C3AE82EB8AE/config", "{not json")
+    hub.broker.deliver(f"{PREFIX}/2C3AE82EB8AE/config", {**document("sonoff_basic"), "t": "a/+"})
     assert hub.ids() == before
 
 
@@ -460,7 +435,7 @@ def test_a_single_relay_is_switched_with_plain_power(hub: Hub) -> None:
     hub.discover("sonoff_basic")
     assert hub.encode(BASIC, "turn_on") == [("cmnd/SONOFF_B1/POWER", "ON")]
     assert hub.encode(BASIC, "turn_off") == [("cmnd/SONOFF_B1/POWER", "OFF")]
-    hub.broker.send("stat/SONOFF_B1/RESULT", {"POWER": "ON"})
+    hub.broker.deliver("stat/SONOFF_B1/RESULT", {"POWER": "ON"})
     assert hub.encode(BASIC, "toggle") == [("cmnd/SONOFF_B1/POWER", "OFF")]
 
 
@@ -510,7 +485,7 @@ def test_light_commands_carry_dimmer_color_and_ct(hub: Hub) -> None:
 
 def test_hsbcolor_keeps_the_lights_brightness(hub: Hub) -> None:
     hub.discover("h801_rgbcct")
-    hub.broker.send("stat/SONOFF_RGBW1/RESULT", {"POWER": "ON", "Dimmer": 40})
+    hub.broker.deliver("stat/SONOFF_RGBW1/RESULT", {"POWER": "ON", "Dimmer": 40})
     assert hub.encode(LIGHT, "turn_on", hs_color=[0, 100])[-1] == (
         "cmnd/SONOFF_RGBW1/HSBColor", "0,100,40")
 
@@ -579,8 +554,8 @@ def test_reports_that_are_not_json_are_warned_about_once_per_topic(
     hub.discover("nxsm200_energy_plug")  # ten sensors read tele/NXSM200_01/SENSOR
     with caplog.at_level(logging.WARNING, logger="device_adapters"):
         for _ in range(3):
-            hub.broker.send("tele/NXSM200_01/SENSOR", "{garbled")
-        hub.broker.send("tele/NXSM200_01/SENSOR", {"ENERGY": {"Power": 3}})
+            hub.broker.deliver("tele/NXSM200_01/SENSOR", "{garbled")
+        hub.broker.deliver("tele/NXSM200_01/SENSOR", {"ENERGY": {"Power": 3}})
     warned = [record for record in caplog.records if "not JSON" in record.getMessage()]
     assert len(warned) == 1
     assert hub.entity("sensor.tasmota_2cf432cc2fc5_energy_power").state == "3"
@@ -589,9 +564,9 @@ def test_reports_that_are_not_json_are_warned_about_once_per_topic(
 def test_a_reannounced_device_keeps_its_subscriptions_and_drops_only_stale_ones(
         hub: Hub) -> None:
     hub.discover("sonoff_basic")
-    before = {topic: list(handlers) for topic, handlers in hub.broker.handlers.items()}
+    before = {topic: list(handlers) for topic, handlers in hub.broker.subscriptions.items()}
     hub.discover("sonoff_basic", fn=["Lamp"])  # no report may fall between two subscriptions
-    assert {topic: list(handlers) for topic, handlers in hub.broker.handlers.items()} == before
+    assert {topic: list(handlers) for topic, handlers in hub.broker.subscriptions.items()} == before
     hub.discover("sonoff_basic", t="lamp")
     assert not any("SONOFF_B1" in topic for topic in hub.broker.topics)
     assert "stat/lamp/RESULT" in hub.broker.topics

@@ -13,13 +13,9 @@ Small limits make every bound reachable; runs are derandomized.
 
 from __future__ import annotations
 
-import copy
 import json
-import logging
 import random
 import re
-import threading
-import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -35,7 +31,10 @@ from assistant.messages import EntityCommand, MqttMessage
 from assistant.registry import DeviceRegistry
 from device_adapters.base import AdapterContext, CommandNotSupportedError
 from device_adapters.tasmota import TasmotaAdapter
-from tests.test_tasmota import PREFIX, FakeBroker
+from tests.adapter_support import (DELETE, ErrorLog, FakeBroker, assert_clean,
+                                   assert_entity_bounded, assert_exact_topic, leaves,
+                                   logged_errors, mutated)
+from tests.test_tasmota import PREFIX, fake_broker
 
 PAYLOADS = 10_000  # handled payloads (discovery documents and reports), at the least
 EXAMPLES = 1_500
@@ -44,7 +43,6 @@ LIMITS = DeviceLimits(
     max_config_bytes=8 * 1024, max_state_bytes=1024, max_entities_per_source=6,
     max_attributes=4, max_text_chars=24, max_value_chars=96, max_list_items=4)
 NAME_CHARS = 201  # "<device name> <reading>", each cut to 100 characters
-_UNCLEAN = frozenset("\u2028\u2029\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 DEVICES = sorted(path.name.removesuffix(".config.json") for path in DATA.glob("*.config.json"))
 BASES = {name: (json.loads((DATA / f"{name}.config.json").read_text(encoding="utf-8")),
@@ -74,14 +72,6 @@ SPICY_VALUES: list[Any] = [
 ]
 REPORT_WORDS = ["ON", "OFF", "Online", "Offline", "TOGGLE", "", " ", "0", "1", "50", "NaN",
                 "null", "[]", "{}", "\x00", "\u202eON", "x" * 2000]
-
-
-def _leaves(value: Any) -> list[Any]:
-    found = [value]
-    for item in value.values() if isinstance(value, dict) else value if isinstance(
-            value, list) else ():
-        found += _leaves(item)
-    return found
 
 
 def _junk(rng: random.Random, depth: int = 0) -> Any:
@@ -116,7 +106,7 @@ def _plausible(rng: random.Random) -> dict[str, Any]:
 
 
 _RNG = random.Random(11)  # fixed: the pools are the same in every run
-VALUES = [*_leaves([list(pair) for pair in BASES.values()]),
+VALUES = [*leaves([list(pair) for pair in BASES.values()]),
           *(_junk(_RNG) for _ in range(200))]
 REPORTS: list[bytes] = [
     *(word.encode("utf-8", "surrogatepass") for word in REPORT_WORDS + SPICY_TEXT),
@@ -138,7 +128,6 @@ REPORT_MUTATIONS: list[Callable[[bytes], bytes]] = [
 ]
 TOPIC_CHOICES = 12
 REPORT_CHOICES = len(REPORTS) * len(REPORT_MUTATIONS) * TOPIC_CHOICES
-DELETE = object()
 
 
 @dataclass
@@ -176,21 +165,6 @@ def cases() -> st.SearchStrategy[Case]:
 # -- the harness ------------------------------------------------------------------------------
 
 
-def _mutated(document: dict[str, Any], mutations: list[tuple[tuple[str, ...], Any]]) -> Any:
-    document = copy.deepcopy(document)
-    for path, value in mutations:
-        node = document
-        for key in path[:-1]:
-            if not isinstance(node.get(key), dict):
-                node[key] = {}
-            node = node[key]
-        if value is DELETE:
-            node.pop(path[-1], None)
-        else:  # a copy: a pooled value must never be changed in place
-            node[path[-1]] = copy.deepcopy(value)
-    return document
-
-
 def _encoded(document: Any, corruption: str = "none") -> bytes:
     payload = json.dumps(document).encode("utf-8", "surrogatepass")
     if corruption == "truncate":
@@ -211,14 +185,14 @@ def _report(choice: int, topics: list[str]) -> tuple[str, bytes]:
 
 
 def run_case(case: Case) -> int:
-    registry, broker = DeviceRegistry(None, LIMITS), FakeBroker()
+    registry, broker = DeviceRegistry(None, LIMITS), fake_broker()
     adapter = TasmotaAdapter(PREFIX)
     stop = adapter.start(AdapterContext(registry, broker.subscribe, broker.publish))
     base_config, base_sensors = BASES[case.device]
     mac = {"same": base_config["mac"], "lower": base_config["mac"].lower(),
            "other": "A0B1C2D3E4F5"}[case.topic_mac]
-    config = _encoded(_mutated(base_config, case.config_mutations), case.corruption)
-    sensors = _encoded(_mutated(base_sensors, case.sensor_mutations))
+    config = _encoded(mutated(base_config, case.config_mutations), case.corruption)
+    sensors = _encoded(mutated(base_sensors, case.sensor_mutations))
     fed = broker.deliver(f"{PREFIX}/{mac}/config", config)
     fed += broker.deliver(f"{PREFIX}/{mac}/sensors", sensors)
     for choice in case.reports:
@@ -254,15 +228,7 @@ def check_consistent(registry: DeviceRegistry, adapter: TasmotaAdapter, broker: 
         assert_clean(entity.name, NAME_CHARS)
         assert entity.unique_id is not None
         assert_clean(entity.unique_id, 255)
-        if entity.state is not None:
-            assert_clean(entity.state, LIMITS.max_text_chars)
-        assert len(entity.attributes) <= LIMITS.max_attributes
-        for key, value in entity.attributes.items():
-            assert_clean(key, LIMITS.max_text_chars)
-            assert_bounded(value)
-        for value in entity.capabilities.values():
-            assert_bounded(value)
-        entity.model_dump_json()  # storable: the registry persists it as JSON
+        assert_entity_bounded(entity, LIMITS)
     for topic in broker.topics:
         if topic != PREFIX + "/#":  # the adapter's one filter, on its own prefix
             assert_exact_topic(topic)
@@ -282,56 +248,10 @@ def check_consistent(registry: DeviceRegistry, adapter: TasmotaAdapter, broker: 
                     assert message.retain is False and message.qos == 1
 
 
-def assert_exact_topic(topic: str) -> None:
-    assert topic.strip("/") and not any(c in topic for c in "+#\x00"), topic
-
-
-def assert_clean(text: str, limit: int) -> None:
-    assert isinstance(text, str) and 0 < len(text) <= limit, text
-    assert not any(unicodedata.category(c) in ("Cc", "Cs") or c in _UNCLEAN for c in text), text
-
-
-def assert_bounded(value: Any) -> None:
-    if isinstance(value, str):
-        assert_clean(value, LIMITS.max_text_chars)
-    elif isinstance(value, list | dict):
-        assert len(value) <= LIMITS.max_list_items
-        for item in value.values() if isinstance(value, dict) else value:
-            assert_bounded(item)
-    elif isinstance(value, float):
-        assert value == value and abs(value) != float("inf")
-    elif isinstance(value, int) and not isinstance(value, bool):
-        assert abs(value) < 2**63
-    else:
-        assert value is None or isinstance(value, bool)
-
-
-class ErrorLog(logging.Handler):
-    """Errors logged on this test's thread (threads earlier tests left behind do not count)."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.ERROR)
-        self.records: list[logging.LogRecord] = []
-        self.thread = threading.get_ident()
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if record.thread == self.thread:
-            self.records.append(record)
-
-
 @pytest.fixture
 def errors() -> Iterator[ErrorLog]:
-    handler = ErrorLog()
-    loggers = [logging.getLogger(name) for name in ("device_adapters", "assistant.registry",
-                                                     "hatasmota")]
-    levels = [logger.level for logger in loggers]
-    for logger in loggers:
-        logger.addHandler(handler)
-        logger.setLevel(logging.ERROR)
-    yield handler
-    for logger, level in zip(loggers, levels, strict=True):
-        logger.removeHandler(handler)
-        logger.setLevel(level)
+    with logged_errors("hatasmota") as log:
+        yield log
 
 
 def test_generated_payloads_never_break_the_adapter(
@@ -348,13 +268,13 @@ def test_generated_payloads_never_break_the_adapter(
     exercise()
     record_property("tasmota_fuzz", dict(fed))
     assert fed["payloads"] >= PAYLOADS, fed
-    assert [record.getMessage() for record in errors.records] == []
+    assert errors.messages() == []
 
 
 def test_the_invariants_catch_a_wildcard_subscription_and_a_published_message() -> None:
     """The checks above can fail: a broker that saw a wildcard subscription or a publication
     while reading is caught."""
-    registry, broker = DeviceRegistry(None, LIMITS), FakeBroker()
+    registry, broker = DeviceRegistry(None, LIMITS), fake_broker()
     adapter = TasmotaAdapter(PREFIX)
     adapter.start(AdapterContext(registry, broker.subscribe, broker.publish))
     check_consistent(registry, adapter, broker)

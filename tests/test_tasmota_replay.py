@@ -6,27 +6,21 @@ the command the hub sends."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import threading
-from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from assistant.config import MqttConfig
-from assistant.devices import DeviceGateway
 from assistant.messages import EntityCommand
-from assistant.registry import DeviceRegistry, RegistryChange
-from assistant.transport.mqtt_link import MqttLink
 from device_adapters.tasmota import TasmotaAdapter
+from tests.adapter_support import TIMEOUT_S, hub, registry_until
 from tests.conftest import Broker
 
 DATA = Path(__file__).parent / "data" / "tasmota"
 RELAY = "switch.tasmota_2c3ae82eb8ae_relay_1"
-TIMEOUT_S = 10
 
 
 class Client:
@@ -70,39 +64,6 @@ class Client:
         self.client.loop_stop()
 
 
-@contextlib.asynccontextmanager
-async def hub(broker: Broker) -> AsyncIterator[tuple[DeviceRegistry, DeviceGateway]]:
-    link = MqttLink(MqttConfig(host=broker.host, port=broker.port, client_id="tasmota-replay",
-                               base_topic="tasmota-replay"))
-    registry = DeviceRegistry(None)
-    gateway = DeviceGateway(registry, link, is_sensitive=lambda _entity: False)
-    remove = gateway.add_adapter(TasmotaAdapter())
-    task = asyncio.create_task(link.run())
-    try:
-        await link.wait_connected(TIMEOUT_S)
-        yield registry, gateway
-    finally:
-        remove()
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-
-
-async def until(registry: DeviceRegistry, predicate: Callable[[], bool]) -> None:
-    """Wait for a registry change after which ``predicate`` holds."""
-    done = asyncio.Event()
-
-    def check(_change: RegistryChange | None = None) -> None:
-        if predicate():
-            done.set()
-
-    unsubscribe = registry.subscribe(check)
-    check()
-    try:
-        await asyncio.wait_for(done.wait(), TIMEOUT_S)
-    finally:
-        unsubscribe()
-
-
 def recorded(kind: str) -> str:
     return (DATA / f"sonoff_basic.{kind}.json").read_text(encoding="utf-8")
 
@@ -117,11 +78,11 @@ async def test_a_replayed_sonoff_basic_is_switched_with_an_unretained_power_comm
     device.publish("tasmota/discovery/2C3AE82EB8AE/sensors", recorded("sensors"), retain=True)
     device.publish("tele/SONOFF_B1/LWT", "Online", retain=True)
     try:
-        async with hub(broker) as (registry, gateway):
-            await until(registry, lambda: (entity := registry.get(RELAY)) is not None
-                        and entity.available)
+        async with hub(broker, TasmotaAdapter(), "tasmota-replay") as (registry, gateway):
+            await registry_until(registry, lambda: (entity := registry.get(RELAY)) is not None
+                                 and entity.available)
             device.publish("stat/SONOFF_B1/RESULT", json.dumps({"POWER": "OFF"}), retain=False)
-            await until(registry, lambda: registry.get(RELAY).state == "off")
+            await registry_until(registry, lambda: registry.get(RELAY).state == "off")
 
             relay = registry.get(RELAY)
             await gateway.send([(relay, EntityCommand(RELAY, "turn_on"))])
@@ -139,7 +100,7 @@ async def test_a_replayed_sonoff_basic_is_switched_with_an_unretained_power_comm
 
             # The device's answer is read back.
             device.publish("stat/SONOFF_B1/RESULT", json.dumps({"POWER": "ON"}), retain=False)
-            await until(registry, lambda: registry.get(RELAY).state == "on")
+            await registry_until(registry, lambda: registry.get(RELAY).state == "on")
     finally:
         for topic in ("tasmota/discovery/2C3AE82EB8AE/config",
                       "tasmota/discovery/2C3AE82EB8AE/sensors", "tele/SONOFF_B1/LWT"):
@@ -154,16 +115,17 @@ async def test_removing_the_retained_config_removes_the_device_over_the_broker(
     await device.started()
     config = (DATA / "sonoff_t1_2ch.config.json").read_text(encoding="utf-8")
     try:
-        async with hub(broker) as (registry, _gateway):
+        async with hub(broker, TasmotaAdapter(), "tasmota-replay") as (registry, _gateway):
+            entities = registry.all_entities
             device.publish("tasmota/discovery/D8F15BB3DB2D/config", config, retain=True)
-            await until(registry, lambda: len(registry.all_entities()) == 2)
+            await registry_until(registry, lambda: len(entities()) == 2)
             # Retained, as Tasmota's LWT is: it arrives whenever the subscription does.
             device.publish("tele/tasmota_B3DB2D/LWT", "Online", retain=True)
-            await until(registry, lambda: all(e.available for e in registry.all_entities()))
+            await registry_until(registry, lambda: all(e.available for e in entities()))
             device.publish("tele/tasmota_B3DB2D/LWT", "Offline", retain=True)
-            await until(registry, lambda: not any(e.available for e in registry.all_entities()))
+            await registry_until(registry, lambda: not any(e.available for e in entities()))
             device.publish("tasmota/discovery/D8F15BB3DB2D/config", "", retain=True)
-            await until(registry, lambda: registry.all_entities() == [])
+            await registry_until(registry, lambda: entities() == [])
     finally:
         for topic in ("tasmota/discovery/D8F15BB3DB2D/config", "tele/tasmota_B3DB2D/LWT"):
             device.publish(topic, "", retain=True)

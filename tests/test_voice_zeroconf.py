@@ -6,17 +6,9 @@ mDNS must not touch the host's real interfaces, so the check runs in a child pro
 
 from __future__ import annotations
 
-import json
-import shlex
-import shutil
-import subprocess
-import sys
 import textwrap
-from pathlib import Path
 
-import pytest
-
-REPO = Path(__file__).resolve().parents[1]
+from tests.netns import run_python
 
 CHILD = textwrap.dedent("""
     import asyncio, json, socket
@@ -48,23 +40,7 @@ CHILD = textwrap.dedent("""
 """)
 
 
-def _isolated(command: str) -> list[str]:
-    return ["unshare", "-rn", "sh", "-c",
-            f"ip link set lo up && ip link set lo multicast on && {command}"]
-
-
 def test_satellite_server_is_advertised_and_withdrawn() -> None:
-    if shutil.which("unshare") is None or shutil.which("ip") is None:
-        pytest.skip("needs unshare and ip (util-linux, iproute2) for an isolated network")
-    probe = subprocess.run(_isolated("true"), capture_output=True, text=True, timeout=30)
-    if probe.returncode != 0:
-        pytest.skip("cannot create an isolated network namespace here (unshare -rn: "
-                    f"{probe.stderr.strip() or probe.returncode}); mDNS is not run on the "
-                    "host's interfaces")
-    child = subprocess.run(
-        _isolated(f"exec {shlex.quote(sys.executable)} -c {shlex.quote(CHILD)}"),
-        capture_output=True, text=True, timeout=60, cwd=REPO)
-    assert child.returncode == 0, child.stderr
-    seen = json.loads(child.stdout.strip().splitlines()[-1])
+    seen = run_python("-c", CHILD, timeout=60)
     assert seen == {"port": 10777, "addresses": ["127.0.0.1"], "server": "mimo-test.local.",
                     "after_unregister": None}

@@ -5,26 +5,21 @@ would publish them, retained), and the commands are seen by another, independent
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
-from assistant.config import MqttConfig
-from assistant.devices import DeviceGateway
 from assistant.messages import EntityCommand
-from assistant.registry import DeviceRegistry
-from assistant.transport.mqtt_link import MqttLink
 from device_adapters.zigbee2mqtt import Zigbee2MqttAdapter
+from tests.adapter_support import TIMEOUT_S, hub, registry_until
 from tests.conftest import Broker
 from tests.zigbee2mqtt_support import DEVICES, GROUPS, STATES, entity_id
 
 HUE = "light.z2m_0017880104dfc05e_light"
 LOCK = entity_id("lock", "front door", "lock")
-TIMEOUT_S = 15
 
 
 class PahoClient:
@@ -66,37 +61,6 @@ class PahoClient:
         self.client.loop_stop()
 
 
-async def registry_until(registry: DeviceRegistry, condition: Callable[[], bool]) -> None:
-    """Waits for a registry change after which ``condition`` holds."""
-    changed = asyncio.Event()
-    unsubscribe = registry.subscribe(lambda _change: changed.set())
-    try:
-        async def wait() -> None:
-            while not condition():
-                changed.clear()
-                await changed.wait()
-        await asyncio.wait_for(wait(), TIMEOUT_S)
-    finally:
-        unsubscribe()
-
-
-@contextlib.asynccontextmanager
-async def hub(broker: Broker, base: str) -> AsyncIterator[tuple[DeviceGateway, DeviceRegistry]]:
-    registry = DeviceRegistry(None)
-    link = MqttLink(MqttConfig(host=broker.host, port=broker.port, base_topic=f"hub-{base}",
-                               client_id=f"hub-{base}"))
-    task = asyncio.create_task(link.run())
-    gateway = DeviceGateway(registry, link, is_sensitive=lambda _entity: False)
-    remove = gateway.add_adapter(Zigbee2MqttAdapter(base))
-    try:
-        await link.wait_connected(TIMEOUT_S)
-        yield gateway, registry
-    finally:
-        remove()
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-
-
 async def test_replayed_bridge_payloads_become_entities_and_commands_reach_the_set_topic(
         broker: Broker) -> None:
     base = f"z2m-{uuid.uuid4().hex[:8]}"
@@ -110,7 +74,7 @@ async def test_replayed_bridge_payloads_become_entities_and_commands_reach_the_s
     for topic, payload in retained.items():
         zigbee2mqtt.publish(topic, payload, retain=True)
     try:
-        async with hub(broker, base) as (gateway, registry):
+        async with hub(broker, Zigbee2MqttAdapter(base), f"hub-{base}") as (registry, gateway):
             await registry_until(registry, lambda: registry.get_any(LOCK) is not None)
             await registry_until(registry, lambda: registry.get_any(HUE).state == "on")
             assert registry.get_any(HUE).attributes["brightness"] == 99

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import copy
 import json
-import logging
 import os
 import random
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -25,6 +25,7 @@ from assistant.registry import DeviceRegistry, Entity
 from device_adapters.base import CommandNotSupportedError
 from device_adapters.wire import is_exact_topic
 from device_adapters.zigbee2mqtt.adapter import GET_REQUESTS_PER_LIST
+from tests.adapter_support import ErrorLog, logged_errors
 from tests.zigbee2mqtt_support import AVAILABILITY, DEVICES, GROUPS, STATES, Bridge
 
 LIMITS = DeviceLimits(max_entities_per_source=40, max_list_items=12, max_text_chars=40,
@@ -165,28 +166,12 @@ def check(bridge: Bridge, entity: Entity) -> None:
         assert all(is_exact_topic(m.topic) and not m.retain for m in messages)
 
 
-class Errors(logging.Handler):
-    """Counts what the adapter logs at ERROR: a handler failing for another reason than a
-    bad message (the intake's log.exception)."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.ERROR)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-
 @pytest.fixture(scope="module")
-def errors() -> Any:
-    handler = Errors()
-    logger = logging.getLogger("device_adapters")
-    level = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.ERROR)  # the thousands of "skipped a message" warnings cost time
-    yield handler
-    logger.setLevel(level)
-    logger.removeHandler(handler)
+def errors() -> Iterator[ErrorLog]:
+    """What is logged at ERROR: a handler failing for another reason than a bad message
+    (the intake's log.exception)."""
+    with logged_errors() as log:
+        yield log
 
 
 @pytest.fixture(scope="module")
@@ -198,7 +183,7 @@ def counter() -> dict[str, int]:
           phases=[Phase.generate, Phase.shrink],
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(st.integers(0, 2**64 - 1))
-def test_mutated_payloads_keep_every_invariant(errors: Errors, counter: dict[str, int],
+def test_mutated_payloads_keep_every_invariant(errors: ErrorLog, counter: dict[str, int],
                                                seed: int) -> None:
     messages = scenario(seed)
     bridge = Bridge(DeviceRegistry(None, LIMITS))
@@ -212,7 +197,7 @@ def test_mutated_payloads_keep_every_invariant(errors: Errors, counter: dict[str
         assert all(m.topic.endswith("/get") and is_exact_topic(m.topic) and not m.retain
                    for m in published)
     assert errors.records == []
-    assert all(("+" not in t and "#" not in t) for t in bridge.broker.topics())
+    assert all(("+" not in t and "#" not in t) for t in bridge.broker.topics)
     entities = bridge.registry.all_entities()
     assert len(entities) <= LIMITS.max_entities_per_source
     for entity in entities:

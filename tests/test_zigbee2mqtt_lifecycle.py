@@ -105,7 +105,7 @@ def test_a_renamed_device_keeps_its_entity_ids_and_moves_to_its_new_topics(
     light = bridge.entity(HUE)
     assert light.name == "living room tv lamp"
     assert light.wire["command_topic"] == "zigbee2mqtt/living room/tv lamp/set"
-    assert "zigbee2mqtt/hue_back_tv" not in bridge.broker.topics()
+    assert "zigbee2mqtt/hue_back_tv" not in bridge.broker.topics
     bridge.send("hue_back_tv", {"state": "ON"})  # the old topic: nobody listens
     assert bridge.entity(HUE).state is None
     bridge.send("living room/tv lamp", {"state": "ON"})
@@ -133,7 +133,7 @@ def test_a_group_rename_response_renames_the_group(bridge: Bridge) -> None:
 def test_a_device_gone_from_the_list_is_removed(bridge: Bridge) -> None:
     bridge.send("bridge/devices", without("front door"))
     assert bridge.registry.get_any(LOCK) is None
-    assert "zigbee2mqtt/front door" not in bridge.broker.topics()
+    assert "zigbee2mqtt/front door" not in bridge.broker.topics
     assert bridge.registry.get_any(CONTACT) is not None
 
 
@@ -175,7 +175,7 @@ def test_a_friendly_name_that_cannot_be_a_device_topic_is_refused(name: Any) -> 
     bridge.discover(renamed("front door", name))
     assert bridge.registry.get_any(LOCK) is None
     assert all(("+" not in t and "#" not in t) or t == "zigbee2mqtt/#"
-               for t in bridge.broker.topics())
+               for t in bridge.broker.topics)
 
 
 def test_two_devices_may_not_share_a_friendly_name() -> None:
@@ -277,9 +277,9 @@ def test_get_requests_are_bounded_per_device_list() -> None:
 
 
 def test_stopping_unsubscribes_everything(bridge: Bridge) -> None:
-    assert bridge.broker.topics()
+    assert bridge.broker.topics
     bridge.stop()
-    assert bridge.broker.topics() == set()
+    assert bridge.broker.topics == set()
 
 
 def test_a_device_list_over_its_limit_is_dropped_and_one_within_is_read() -> None:

@@ -1,22 +1,19 @@
 """Shared by the Zigbee2MQTT tests: the recorded payloads and an adapter on a fake broker.
 
 The broker is faked at the adapter's boundary (AdapterContext.subscribe/publish) and matches
-topic filters as MQTT does; the payloads are the documented and recorded ones under
-data/zigbee2mqtt/ (see its README)."""
+topic filters as MQTT does (tests/adapter_support.py); the payloads are the documented and
+recorded ones under data/zigbee2mqtt/ (see its README)."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from paho.mqtt.client import topic_matches_sub
-
-from assistant.messages import MqttMessage
 from assistant.registry import DeviceRegistry, Entity
 from device_adapters.base import AdapterContext
 from device_adapters.zigbee2mqtt import Zigbee2MqttAdapter
+from tests.adapter_support import FakeBroker
 
 DATA = Path(__file__).parent / "data" / "zigbee2mqtt"
 BASE = "zigbee2mqtt"
@@ -39,35 +36,6 @@ def ieee_of(friendly_name: str) -> str:
 
 def entity_id(domain: str, friendly_name: str, key: str) -> str:
     return f"{domain}.z2m_{ieee_of(friendly_name)[2:]}_{key}"
-
-
-class FakeBroker:
-    """Records subscriptions and publications; delivers to the handlers whose filter matches."""
-
-    def __init__(self) -> None:
-        self.subscriptions: dict[str, list[Callable[[MqttMessage], None]]] = {}
-        self.published: list[MqttMessage] = []
-
-    def subscribe(self, topic_filter: str, handler: Callable[[MqttMessage], None]
-                  ) -> Callable[[], None]:
-        self.subscriptions.setdefault(topic_filter, []).append(handler)
-        return lambda: self.subscriptions[topic_filter].remove(handler)
-
-    def publish(self, message: MqttMessage) -> None:
-        self.published.append(message)
-
-    def topics(self) -> set[str]:
-        return {topic for topic, handlers in self.subscriptions.items() if handlers}
-
-    def deliver(self, topic: str, payload: str | bytes | dict[str, Any] | list[Any]) -> None:
-        if isinstance(payload, dict | list):
-            payload = json.dumps(payload)
-        data = payload.encode() if isinstance(payload, str) else payload
-        filters = [topic, *(f for f in self.subscriptions if ("+" in f or "#" in f)
-                            and topic_matches_sub(f, topic))]
-        for topic_filter in filters:
-            for handler in list(self.subscriptions.get(topic_filter, ())):
-                handler(MqttMessage(topic, data))
 
 
 class Bridge:

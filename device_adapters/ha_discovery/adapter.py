@@ -35,19 +35,14 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from typing import Any, ClassVar
 
 from assistant.device_data import bounded_attributes, bounded_text_list, bounded_value, clean_text
 from assistant.messages import EntityCommand, MqttMessage
-from assistant.registry import DeviceRegistry, Entity, RegistryFullError, normalize_name
-from device_adapters.base import (
-    AdapterContext,
-    CommandNotSupportedError,
-    DeviceAdapter,
-    Unsubscribe,
-)
+from assistant.registry import Entity, RegistryFullError, normalize_name
+from device_adapters.base import CommandNotSupportedError, DeviceAdapter, Running, Subscriptions
 from device_adapters.ha_discovery.availability import Availability, availability
 from device_adapters.ha_discovery.components import SUPPORTED_COMPONENTS, kind_for
 from device_adapters.ha_discovery.components.kind import ComponentKind, Reader, Request
@@ -69,7 +64,7 @@ from device_adapters.ha_discovery.vocabulary import (
     is_migration,
     parse_config,
 )
-from device_adapters.intake import SKIP_ERRORS, Intake
+from device_adapters.intake import SKIP_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +85,7 @@ class _Tracked:
     wire: Config
     config: Config  # wire with defaults
     availability: Availability
-    unsubscribes: list[Unsubscribe] = field(default_factory=list)
+    subscriptions: Subscriptions
 
 
 def _slug(text: str) -> str:
@@ -112,41 +107,16 @@ class HomeAssistantDiscoveryAdapter(DeviceAdapter):
 
     def __init__(self, discovery_prefix: str = DEFAULT_PREFIX) -> None:
         self._prefix = discovery_prefix.strip("/")
-        self._context: AdapterContext | None = None
-        self._intake: Intake | None = None
         self._tracked: dict[DiscoveryKey, _Tracked] = {}
         # device discovery id -> {component key: component id} of its cmps
         self._devices: dict[str, dict[DiscoveryKey, str]] = {}
 
     # -- lifecycle ----------------------------------------------------------------------------
 
-    def start(self, context: AdapterContext) -> Callable[[], None]:
-        self._context = context
-        self._intake = Intake(self.name, lambda: context.registry.limits)
-        unsubscribe = context.subscribe(f"{self._prefix}/#",
-                                        self._intake.handler(self._on_discovery))
-
-        def stop() -> None:
-            if self._context is not context:
-                return  # already stopped
-            unsubscribe()
-            for tracked in self._tracked.values():
-                self._unsubscribe(tracked)
-            self._tracked.clear()
-            self._devices.clear()
-            self._context = None
-
-        return stop
-
-    @property
-    def _registry(self) -> DeviceRegistry:
-        assert self._context is not None, "the adapter is not started"
-        return self._context.registry
-
-    @property
-    def _gate(self) -> Intake:
-        assert self._intake is not None, "the adapter is not started"
-        return self._intake
+    def _started(self, running: Running) -> None:
+        running.subscribe(f"{self._prefix}/#", self._on_discovery)
+        running.on_stop(self._tracked.clear)
+        running.on_stop(self._devices.clear)
 
     # -- discovery ----------------------------------------------------------------------------
 
@@ -158,7 +128,7 @@ class HomeAssistantDiscoveryAdapter(DeviceAdapter):
         if match is None:
             log.warning("ha_discovery: ignoring config on malformed topic %.200r", message.topic)
             return
-        text = self._gate.text(message, config=True)
+        text = self._intake.text(message, config=True)
         if text is None:
             return
         component, node_id, object_id = match.group("component", "node_id", "object_id")
@@ -170,8 +140,8 @@ class HomeAssistantDiscoveryAdapter(DeviceAdapter):
     def _supported(self, component: str) -> bool:
         if component in SUPPORTED_COMPONENTS:
             return True
-        self._gate.warn_once(("component", component), "component %r is not supported",
-                             component)
+        self._intake.warn_once(("component", component), "component %r is not supported",
+                               component)
         return False
 
     def _on_component_config(
@@ -266,8 +236,8 @@ class HomeAssistantDiscoveryAdapter(DeviceAdapter):
         for option in TEXT_LIST_OPTIONS:
             if isinstance(wire.get(option), list):
                 if len(wire[option]) > limits.max_list_items:
-                    self._gate.warn_once(("max_list_items", option), "%s cut to adapters.limits."
-                                         "max_list_items (%d)", option, limits.max_list_items)
+                    self._intake.warn_once(("max_list_items", option), "%s cut to adapters.limits."
+                                           "max_list_items (%d)", option, limits.max_list_items)
                 bounded[option] = bounded_text_list(wire[option], limits)
         return bounded
 
@@ -291,12 +261,13 @@ class HomeAssistantDiscoveryAdapter(DeviceAdapter):
         except RegistryFullError:
             return  # the registry has warned; what was there stays
         if old is not None:
-            self._unsubscribe(old)
+            old.subscriptions.close()
             if old.entity_id != entity_id:
-                self._remove_entity(old.entity_id)
-        tracked = _Tracked(entity_id, kind, wire, config, availability_now)
+                self._running.remove_entity(old.entity_id)
+        tracked = _Tracked(entity_id, kind, wire, config, availability_now,
+                           self._running.subscriptions())
         self._tracked[key] = tracked
-        tracked.unsubscribes = self._subscribe(key, tracked)
+        self._subscribe(key, tracked)
         log.info("ha_discovery: %s %s from %.200r", "updated" if old else "discovered",
                  entity_id, key)
 
@@ -377,8 +348,7 @@ class HomeAssistantDiscoveryAdapter(DeviceAdapter):
 
     # -- subscriptions and state --------------------------------------------------------------
 
-    def _subscribe(self, key: DiscoveryKey, tracked: _Tracked) -> list[Unsubscribe]:
-        assert self._context is not None
+    def _subscribe(self, key: DiscoveryKey, tracked: _Tracked) -> None:
         routes: dict[str, list[Callable[[str, str], None]]] = {}
         for reader in (*tracked.kind.readers, ATTRIBUTES_READER):
             topic = tracked.config.get(reader.topic)
@@ -386,19 +356,17 @@ class HomeAssistantDiscoveryAdapter(DeviceAdapter):
                 routes.setdefault(topic, []).append(partial(self._on_state, key, reader))
         for topic in tracked.availability.topics:
             routes.setdefault(topic, []).append(partial(self._on_availability, key, topic))
-        return [
-            self._context.subscribe(topic, partial(self._dispatch, handlers))
-            for topic, handlers in routes.items()
-        ]
+        for topic, handlers in routes.items():
+            tracked.subscriptions.add(topic, partial(self._dispatch, handlers))
 
     def _dispatch(
         self, handlers: list[Callable[[str, str], None]], message: MqttMessage
     ) -> None:
-        text = self._gate.text(message)
+        text = self._intake.text(message)
         if text is None:
             return
         for handler in handlers:  # each on its own: one bad reading must not hide another
-            self._gate.run(message.topic, handler, message.topic, text)
+            self._intake.run(message.topic, handler, message.topic, text)
 
     def _on_state(self, key: DiscoveryKey, reader: Reader, topic: str, text: str) -> None:
         tracked = self._tracked.get(key)
@@ -438,7 +406,7 @@ class HomeAssistantDiscoveryAdapter(DeviceAdapter):
         try:
             return render_template(str(template), value_variables(payload))
         except TemplateError as error:
-            self._gate.warn_once(
+            self._intake.warn_once(
                 (entity_id, str(template)), "%s: template %.200r failed on a message on %.200r "
                 "(%.200s); such messages are skipped", entity_id, template, topic, error,
             )
@@ -448,21 +416,10 @@ class HomeAssistantDiscoveryAdapter(DeviceAdapter):
         tracked = self._tracked.pop(key, None)
         if tracked is None:
             return
-        self._unsubscribe(tracked)
+        tracked.subscriptions.close()
         if remove:
-            self._remove_entity(tracked.entity_id)
+            self._running.remove_entity(tracked.entity_id)
             log.info("ha_discovery: removed %s", tracked.entity_id)
-
-    def _remove_entity(self, entity_id: str) -> None:
-        existing = self._registry.get_any(entity_id)
-        if existing is not None and existing.source == SOURCE:
-            self._registry.remove(entity_id)
-
-    @staticmethod
-    def _unsubscribe(tracked: _Tracked) -> None:
-        for unsubscribe in tracked.unsubscribes:
-            unsubscribe()
-        tracked.unsubscribes.clear()
 
     # -- commands -----------------------------------------------------------------------------
 

@@ -12,15 +12,15 @@ counts once the description does.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import ClassVar
 
+import device_adapters.homie.commands as commands
 from assistant.device_data import bounded_attributes, bounded_value, clean_text
 from assistant.messages import EntityCommand, MqttMessage
-from assistant.registry import DeviceRegistry, Entity, RegistryFullError, normalize_name
-from device_adapters.base import AdapterContext, DeviceAdapter, Unsubscribe
-from device_adapters.homie import commands
+from assistant.registry import Entity, RegistryFullError, normalize_name
+from device_adapters.base import DeviceAdapter, Running, Subscriptions
 from device_adapters.homie.description import (
     AVAILABLE_STATES,
     STATES,
@@ -33,7 +33,6 @@ from device_adapters.homie.description import (
 )
 from device_adapters.homie.entities import Part, Plan, plan_node, reading, wire_of
 from device_adapters.homie.values import parse_value
-from device_adapters.intake import Intake
 from device_adapters.wire import is_topic_level, parse_json_object
 
 log = logging.getLogger(__name__)
@@ -62,13 +61,13 @@ class _Route:
 class _Device:
     version: int
     id: str
+    subscriptions: Subscriptions
     state: str | None = None
     spec: DeviceSpec | None = None
     v4_attributes: dict[str, str] = field(default_factory=dict)
     values: dict[str, str] = field(default_factory=dict)  # "node/prop[/$target]" -> payload
     plans: dict[str, tuple[Plan, Entity]] = field(default_factory=dict)  # by plan key
     routes: dict[str, _Route] = field(default_factory=dict)  # by "node/prop"
-    unsubscribes: list[Unsubscribe] = field(default_factory=list)
 
 
 class HomieAdapter(DeviceAdapter):
@@ -81,44 +80,15 @@ class HomieAdapter(DeviceAdapter):
         if not is_topic_level(base):
             raise ValueError(f"the Homie base topic {base_topic!r} must be one topic level")
         self._base = base
-        self._context: AdapterContext | None = None
-        self._intake: Intake | None = None
         self._devices: dict[tuple[int, str], _Device] = {}
 
     # -- lifecycle ------------------------------------------------------------------------
 
-    def start(self, context: AdapterContext) -> Callable[[], None]:
-        self._context = context
-        intake = self._intake = Intake(self.name, lambda: context.registry.limits)
-        unsubscribes = [
-            context.subscribe(f"{self._base}/5/+/$state", intake.handler(self._on_v5_state)),
-            context.subscribe(f"{self._base}/5/+/$description",
-                              intake.handler(self._on_v5_description)),
-            context.subscribe(f"{self._base}/+/$homie", intake.handler(self._on_v4_homie)),
-        ]
-
-        def stop() -> None:
-            if self._context is not context:
-                return  # already stopped
-            for unsubscribe in unsubscribes:
-                unsubscribe()
-            for device in self._devices.values():
-                for unsubscribe in device.unsubscribes:
-                    unsubscribe()
-            self._devices.clear()
-            self._context = None
-
-        return stop
-
-    @property
-    def _registry(self) -> DeviceRegistry:
-        assert self._context is not None, "the adapter is not started"
-        return self._context.registry
-
-    @property
-    def _in(self) -> Intake:
-        assert self._intake is not None, "the adapter is not started"
-        return self._intake
+    def _started(self, running: Running) -> None:
+        running.subscribe(f"{self._base}/5/+/$state", self._on_v5_state)
+        running.subscribe(f"{self._base}/5/+/$description", self._on_v5_description)
+        running.subscribe(f"{self._base}/+/$homie", self._on_v4_homie)
+        running.on_stop(self._devices.clear)
 
     # -- devices --------------------------------------------------------------------------
 
@@ -126,8 +96,8 @@ class HomieAdapter(DeviceAdapter):
         device_id = message.topic.split("/")[level]
         if is_id(device_id) and not (level == 1 and device_id == "5"):
             return device_id
-        self._in.warn_once(("device id", device_id), "ignoring device id %.80r: not a Homie "
-                           "id", device_id)
+        self._intake.warn_once(("device id", device_id), "ignoring device id %.80r: not a Homie "
+                               "id", device_id)
         return None
 
     def _track(self, version: int, device_id: str) -> _Device | None:
@@ -136,38 +106,30 @@ class HomieAdapter(DeviceAdapter):
         if device is not None:
             return device
         if len(self._devices) >= self._registry.limits.max_entities_per_source:
-            self._in.warn_once(("devices", ""), "not tracking more Homie devices than "
-                               "adapters.limits.max_entities_per_source")
+            self._intake.warn_once(("devices", ""), "not tracking more Homie devices than "
+                                   "adapters.limits.max_entities_per_source")
             return None
-        assert self._context is not None
-        device = self._devices[(version, device_id)] = _Device(version, device_id)
+        device = self._devices[(version, device_id)] = _Device(
+            version, device_id, self._running.subscriptions())
         if version == 5:
             base = f"{self._base}/5/{device_id}/+/+"
-            handler = self._in.handler(lambda message: self._on_v5_value(device, message))
-            device.unsubscribes = [self._context.subscribe(base, handler),
-                                   self._context.subscribe(f"{base}/{TARGET}", handler)]
+            device.subscriptions.add(base, partial(self._on_v5_value, device))
+            device.subscriptions.add(f"{base}/{TARGET}", partial(self._on_v5_value, device))
         else:
-            handler = self._in.handler(lambda message: self._on_v4_topic(device, message))
-            device.unsubscribes = [
-                self._context.subscribe(f"{self._base}/{device_id}/#", handler)]
+            device.subscriptions.add(f"{self._base}/{device_id}/#",
+                                     partial(self._on_v4_topic, device))
         return device
 
     def _forget(self, version: int, device_id: str) -> None:
         device = self._devices.pop((version, device_id), None)
         if device is None:
             return
-        for unsubscribe in device.unsubscribes:
-            unsubscribe()
+        device.subscriptions.close()
         for _plan, entity in device.plans.values():
-            self._remove_entity(entity.entity_id)
+            self._running.remove_entity(entity.entity_id)
         log.info("homie: removed device %s (v%d)", device_id, version)
         if version == 5:
             self._refresh_children(device_id)
-
-    def _remove_entity(self, entity_id: str) -> None:
-        existing = self._registry.get_any(entity_id)
-        if existing is not None and existing.source == self.name:
-            self._registry.remove(entity_id)
 
     def _available(self, device: _Device) -> bool:
         root_id = device.spec.root if device.spec else None
@@ -190,10 +152,10 @@ class HomieAdapter(DeviceAdapter):
         if not message.payload:  # the convention's removal: the state topic cleared
             self._forget(5, device_id)
             return
-        text = self._in.text(message)
+        text = self._intake.text(message)
         if text not in STATES:
-            self._in.warn_once(("state", message.topic), "ignoring $state %.40r on %.200r",
-                               text, message.topic)
+            self._intake.warn_once(("state", message.topic), "ignoring $state %.40r on %.200r",
+                                   text, message.topic)
             return
         device = self._track(5, device_id)
         if device is not None and device.state != text:
@@ -211,13 +173,13 @@ class HomieAdapter(DeviceAdapter):
                 device.spec = None
                 self._refresh(device)
             return
-        text = self._in.text(message, config=True)
+        text = self._intake.text(message, config=True)
         if text is None:
             return
         spec, skipped = parse_v5(device_id, parse_json_object(text))
         for problem in skipped:
-            self._in.warn_once(("description", f"{device_id} {problem}"), "device %s: "
-                               "ignoring %.200s", device_id, problem)
+            self._intake.warn_once(("description", f"{device_id} {problem}"), "device %s: "
+                                   "ignoring %.200s", device_id, problem)
         device = self._track(5, device_id)
         if device is not None and device.spec != spec:
             device.spec = spec
@@ -227,7 +189,7 @@ class HomieAdapter(DeviceAdapter):
         levels = message.topic.split("/")[3:]  # node, property[, $target]
         if not all(map(is_id, levels[:2])) or not message.payload:
             return  # an empty payload deletes a topic: no value to read
-        text = self._in.text(message)
+        text = self._intake.text(message)
         if text is not None and self._keep_value(device, "/".join(levels), text):
             self._apply(device, "/".join(levels))
 
@@ -237,20 +199,20 @@ class HomieAdapter(DeviceAdapter):
         device_id = self._device_id(message, 1)
         if device_id is None:
             return
-        text = self._in.text(message)
+        text = self._intake.text(message)
         if not message.payload:
             self._forget(4, device_id)
         elif text is not None and V4_VERSION.fullmatch(text):
             self._track(4, device_id)
         else:
-            self._in.warn_once(("version", device_id), "device %s speaks Homie %.20r, not 4.x "
-                               "or 5.x", device_id, text)
+            self._intake.warn_once(("version", device_id), "device %s speaks Homie %.20r, not 4.x "
+                                   "or 5.x", device_id, text)
 
     def _on_v4_topic(self, device: _Device, message: MqttMessage) -> None:
         levels = message.topic.split("/")[2:]
         if not levels[-1].startswith("$"):
             if len(levels) == 2 and all(map(is_id, levels)) and message.payload:
-                text = self._in.text(message)
+                text = self._intake.text(message)
                 if text is not None and self._keep_value(device, "/".join(levels), text):
                     self._apply(device, "/".join(levels))
             return
@@ -258,17 +220,17 @@ class HomieAdapter(DeviceAdapter):
                   3: _V4_PROPERTY_ATTRIBUTES}.get(len(levels), frozenset())
         if levels[-1] not in wanted or not all(map(is_id, levels[:-1])):
             return
-        key, text = "/".join(levels), self._in.text(message)
+        key, text = "/".join(levels), self._intake.text(message)
         if key == "$state" and message.payload and text not in V4_STATES:
-            self._in.warn_once(("state", message.topic), "ignoring $state %.40r on %.200r",
-                               text, message.topic)
+            self._intake.warn_once(("state", message.topic), "ignoring $state %.40r on %.200r",
+                                   text, message.topic)
             return
         if not message.payload or text is None:
             device.v4_attributes.pop(key, None)
         elif key not in device.v4_attributes and (
                 len(device.v4_attributes) >= MAX_VALUES_PER_DEVICE):
-            self._in.warn_once(("attributes", device.id), "device %s: too many attributes",
-                               device.id)
+            self._intake.warn_once(("attributes", device.id), "device %s: too many attributes",
+                                   device.id)
             return
         else:
             device.v4_attributes[key] = text[: self._registry.limits.max_value_chars]
@@ -298,7 +260,7 @@ class HomieAdapter(DeviceAdapter):
             current[plan.key] = (plan, entity)
         for key, (_plan, entity) in device.plans.items():
             if key not in current or current[key][1].entity_id != entity.entity_id:
-                self._remove_entity(entity.entity_id)
+                self._running.remove_entity(entity.entity_id)
         changed = [plan for key, (plan, _) in current.items()
                    if key not in device.plans or device.plans[key][0] != plan]
         device.plans = current
@@ -320,7 +282,7 @@ class HomieAdapter(DeviceAdapter):
         object_id = "_".join([device.id, *plan.key.split("/")]).replace("-", "_")[:200]
         entity_id = entity_id or self._claim(f"{plan.domain}.{object_id}", unique_id)
         if entity_id is None:
-            self._in.warn_once(("entity id", unique_id), "no free entity id for %s", unique_id)
+            self._intake.warn_once(("entity id", unique_id), "no free entity id for %s", unique_id)
             return None
         device_name = clean_text(device.spec.name, 100) or device.id
         label = clean_text(plan.label, 100) or plan.key.rsplit("/", 1)[-1]
@@ -355,12 +317,12 @@ class HomieAdapter(DeviceAdapter):
 
     def _keep_value(self, device: _Device, key: str, text: str) -> bool:
         if len(text) > self._registry.limits.max_value_chars:
-            self._in.warn_once(("long value", key), "device %s: ignoring a %d-character value "
-                               "of %s", device.id, len(text), key)
+            self._intake.warn_once(("long value", key), "device %s: ignoring a %d-character value "
+                                   "of %s", device.id, len(text), key)
             return False
         if key not in device.values and len(device.values) >= MAX_VALUES_PER_DEVICE:
-            self._in.warn_once(("values", device.id), "device %s: too many properties",
-                               device.id)
+            self._intake.warn_once(("values", device.id), "device %s: too many properties",
+                                   device.id)
             return False
         device.values[key] = text
         return True
@@ -375,8 +337,8 @@ class HomieAdapter(DeviceAdapter):
         spec = route.part.spec
         value = parse_value(spec.datatype, spec.format, device.values[key], device.version == 4)
         if value is None:  # the convention: an invalid value is ignored
-            self._in.warn_once(("invalid", key), "device %s: ignoring an invalid %s value on "
-                               "%s", device.id, spec.datatype, key)
+            self._intake.warn_once(("invalid", key), "device %s: ignoring an invalid %s value on "
+                                   "%s", device.id, spec.datatype, key)
             return
         state, attributes = reading(route.domain, route.part.role, spec, value,
                                     route.has_brightness)

@@ -18,20 +18,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from assistant.device_data import bounded_attributes, clean_text
 from assistant.messages import EntityCommand, MqttMessage
-from assistant.registry import DeviceRegistry, Entity, RegistryFullError
-from device_adapters.base import (
-    AdapterContext,
-    CommandNotSupportedError,
-    DeviceAdapter,
-    Unsubscribe,
-)
-from device_adapters.intake import SKIP_ERRORS, Intake
+from assistant.registry import Entity, RegistryFullError
+from device_adapters.base import CommandNotSupportedError, DeviceAdapter, Running
+from device_adapters.intake import SKIP_ERRORS
 from device_adapters.shelly.commands import rpc_call
 from device_adapters.shelly.components import (
     BUTTON_EVENTS,
@@ -71,7 +66,6 @@ class _Device:
     status: dict[str, dict[str, Any]]  # component key -> the fields read of its status
     cfg_rev: Any = None
     online: bool = True
-    unsubscribe: Unsubscribe | None = None
     keys: set[str] = field(default_factory=set)
 
 
@@ -90,9 +84,7 @@ class ShellyAdapter(DeviceAdapter):
             raise ValueError("rpc_timeout_s must be positive")
         self._timeout_s = rpc_timeout_s
         self.src = our_src(client_id)
-        self._context: AdapterContext | None = None
         self._rpc: RpcClient | None = None
-        self._intake = Intake(self.name, lambda: self._registry.limits)
         self._devices: dict[str, _Device] = {}  # by prefix
         self._probing: set[str] = set()
         self._rejected: set[str] = set()
@@ -100,40 +92,25 @@ class ShellyAdapter(DeviceAdapter):
 
     # -- lifecycle ----------------------------------------------------------------------
 
-    def start(self, context: AdapterContext) -> Callable[[], None]:
-        self._context = context
-        self._rpc = rpc = RpcClient(self.src, context.publish, self._timeout_s,
+    def _started(self, running: Running) -> None:
+        rpc = self._rpc = RpcClient(self.src, running.publish, self._timeout_s,
                                     asyncio.get_running_loop())
-        unsubscribes = [
-            context.subscribe(rpc.reply_topic, self._intake.handler(self._on_reply)),
-            context.subscribe("+" + ONLINE_SUFFIX, self._intake.handler(self._on_online)),
-            *(context.subscribe(prefix + ONLINE_SUFFIX, self._intake.handler(self._on_online))
-              for prefix in self._prefixes if "/" in prefix),  # "+/online" has the others
-        ]
+        running.on_stop(lambda: self._stopped(rpc))
+        running.subscribe(rpc.reply_topic, self._on_reply)
+        running.subscribe("+" + ONLINE_SUFFIX, self._on_online)
+        for prefix in self._prefixes:
+            if "/" in prefix:  # "+/online" has the others
+                running.subscribe(prefix + ONLINE_SUFFIX, self._on_online)
         for prefix in self._prefixes:
             self._probe(prefix)
 
-        def stop() -> None:
-            if self._context is not context:
-                return  # already stopped
-            for unsubscribe in unsubscribes:
-                unsubscribe()
-            for device in self._devices.values():
-                if device.unsubscribe is not None:
-                    device.unsubscribe()
-            for task in self._tasks:
-                task.cancel()
-            rpc.close()
-            self._devices.clear()
-            self._probing.clear()
-            self._context = self._rpc = None
-
-        return stop
-
-    @property
-    def _registry(self) -> DeviceRegistry:
-        assert self._context is not None, "the adapter is not started"
-        return self._context.registry
+    def _stopped(self, rpc: RpcClient) -> None:
+        for task in self._tasks:
+            task.cancel()
+        rpc.close()
+        self._devices.clear()
+        self._probing.clear()
+        self._rpc = None
 
     # -- finding devices ------------------------------------------------------------------
 
@@ -171,7 +148,7 @@ class ShellyAdapter(DeviceAdapter):
 
     async def _read_device(self, prefix: str) -> None:
         """GetDeviceInfo, then GetConfig and GetStatus; the device's entities from them."""
-        rpc = self._rpc
+        running, rpc = self._running, self._rpc
         assert rpc is not None
         try:
             reply = await rpc.call(prefix, "Shelly.GetDeviceInfo")
@@ -181,7 +158,8 @@ class ShellyAdapter(DeviceAdapter):
                 return
             config = await rpc.call(prefix, "Shelly.GetConfig", device_src=info.id)
             status = await rpc.call(prefix, "Shelly.GetStatus", device_src=info.id)
-            self._intake.run(prefix, self._adopt, prefix, info, config.result, status.result)
+            running.intake.run(prefix, self._adopt, running, prefix, info, config.result,
+                               status.result)
         except RpcTimeoutError:
             pass  # logged where it timed out
         except (RpcError, *SKIP_ERRORS) as error:
@@ -201,10 +179,10 @@ class ShellyAdapter(DeviceAdapter):
 
     # -- entities -------------------------------------------------------------------------
 
-    def _adopt(self, prefix: str, info: DeviceInfo, config: dict[str, Any],
+    def _adopt(self, running: Running, prefix: str, info: DeviceInfo, config: dict[str, Any],
                status: dict[str, Any]) -> None:
         """Make (or remake) the entities of the device at ``prefix``."""
-        if self._context is None:
+        if running.stopped:
             return  # stopped while the device was read
         twin = next((d for d in self._devices.values()
                      if d.info.id == info.id and d.prefix != prefix), None)
@@ -222,9 +200,9 @@ class ShellyAdapter(DeviceAdapter):
                 device.keys.add(key)
         for entity_id in (old.readings.keys() - device.readings.keys()) if old else ():
             self._registry.remove(entity_id)
-        device.unsubscribe = old.unsubscribe if old else self._context.subscribe(
-            f"{prefix}/events/rpc", self._intake.handler(
-                lambda message: self._on_notification(prefix, message)))
+        if old is None:
+            running.subscribe(f"{prefix}/events/rpc",
+                              lambda message: self._on_notification(prefix, message))
         self._devices[prefix] = device
         log.info("shelly: %s (%s) at %.200r: %d entities", info.id, info.model, prefix,
                  len(device.readings))

@@ -28,12 +28,11 @@ from typing import ClassVar
 
 from hatasmota.utils import discovery_topic_get_mac, discovery_topic_is_device_config
 
+import device_adapters.tasmota.commands as commands
 from assistant.device_data import bounded_attributes, bounded_value, clean_text
 from assistant.messages import EntityCommand, MqttMessage
-from assistant.registry import DeviceRegistry, Entity, RegistryFullError
-from device_adapters.base import AdapterContext, DeviceAdapter, Unsubscribe
-from device_adapters.intake import Intake
-from device_adapters.tasmota import commands
+from assistant.registry import Entity, RegistryFullError
+from device_adapters.base import DeviceAdapter, Running, Unsubscribe
 from device_adapters.tasmota.discovery import (
     Device,
     EntitySpec,
@@ -94,8 +93,6 @@ class TasmotaAdapter(DeviceAdapter):
 
     def __init__(self, discovery_prefix: str = DEFAULT_PREFIX) -> None:
         self._prefix = discovery_prefix.strip("/")
-        self._context: AdapterContext | None = None
-        self._intake = Intake(SOURCE, lambda: self._registry.limits)
         self._configs: dict[str, dict] = {}  # MAC -> validated config
         self._sensors: dict[str, dict] = {}  # MAC -> validated sensors document
         self._tracked: dict[str, _Tracked] = {}  # MAC -> device with entities
@@ -106,30 +103,11 @@ class TasmotaAdapter(DeviceAdapter):
 
     # -- lifecycle ----------------------------------------------------------------------------
 
-    def start(self, context: AdapterContext) -> Callable[[], None]:
-        self._context = context
-        unsubscribe = context.subscribe(f"{self._prefix}/#",
-                                        self._intake.handler(self._on_discovery))
-
-        def stop() -> None:
-            if self._context is not context:
-                return  # already stopped
-            unsubscribe()
-            for unsubscribe_topic in self._subscriptions.values():
-                unsubscribe_topic()
-            self._subscriptions.clear()
-            self._listeners.clear()
-            self._tracked.clear()
-            self._configs.clear()
-            self._sensors.clear()
-            self._context = None
-
-        return stop
-
-    @property
-    def _registry(self) -> DeviceRegistry:
-        assert self._context is not None, "the adapter is not started"
-        return self._context.registry
+    def _started(self, running: Running) -> None:
+        running.subscribe(f"{self._prefix}/#", self._on_discovery)
+        for state in (self._subscriptions, self._listeners, self._tracked, self._configs,
+                      self._sensors):
+            running.on_stop(state.clear)
 
     # -- discovery ----------------------------------------------------------------------------
 
@@ -168,7 +146,7 @@ class TasmotaAdapter(DeviceAdapter):
         if device is None:
             self._listen(mac, {})
             for entity_id in old.entity_ids if old else ():
-                self._remove_entity(entity_id)
+                self._running.remove_entity(entity_id)
             if old is not None:
                 log.info("tasmota: removed device %s", mac)
             return
@@ -180,7 +158,7 @@ class TasmotaAdapter(DeviceAdapter):
             if self._upsert(device, spec, available):
                 tracked.entity_ids.append(spec.entity_id)
         for entity_id in set(old.entity_ids if old else ()) - set(tracked.entity_ids):
-            self._remove_entity(entity_id)
+            self._running.remove_entity(entity_id)
         self._tracked[mac] = tracked
         self._listen(mac, self._routes(tracked))
         log.info("tasmota: %s device %s (%d entities)", "updated" if old else "discovered",
@@ -210,11 +188,6 @@ class TasmotaAdapter(DeviceAdapter):
             return False  # the registry has said so once
         return True
 
-    def _remove_entity(self, entity_id: str) -> None:
-        existing = self._registry.get_any(entity_id)
-        if existing is not None and existing.source == SOURCE:
-            self._registry.remove(entity_id)
-
     # -- subscriptions and state --------------------------------------------------------------
 
     def _routes(self, tracked: _Tracked) -> dict[str, list[Handler]]:
@@ -235,7 +208,6 @@ class TasmotaAdapter(DeviceAdapter):
     def _listen(self, mac: str, routes: dict[str, list[Handler]]) -> None:
         """Route the device's topics to ``routes``: new topics are subscribed, topics no
         device reads any more unsubscribed, the others kept as they are."""
-        assert self._context is not None
         for topic, handlers in routes.items():
             self._listeners.setdefault(topic, {})[mac] = handlers
         for topic in [topic for topic, by_device in self._listeners.items()
@@ -246,7 +218,7 @@ class TasmotaAdapter(DeviceAdapter):
                 self._subscriptions.pop(topic)()
         for topic in routes:
             if topic not in self._subscriptions:
-                self._subscriptions[topic] = self._context.subscribe(
+                self._subscriptions[topic] = self._running.subscribe(
                     topic, partial(self._dispatch, topic))
 
     def _dispatch(self, topic: str, message: MqttMessage) -> None:

@@ -34,18 +34,18 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, ClassVar
 
+import device_adapters.zigbee2mqtt.commands as commands
+import device_adapters.zigbee2mqtt.state as state
 from assistant.device_data import bounded_attributes, clean_text
 from assistant.messages import EntityCommand, MqttMessage
-from assistant.registry import DeviceRegistry, Entity, RegistryFullError
-from device_adapters.base import AdapterContext, DeviceAdapter, Unsubscribe
-from device_adapters.intake import SKIP_ERRORS, Intake
+from assistant.registry import Entity, RegistryFullError
+from device_adapters.base import DeviceAdapter, Running, Subscriptions
+from device_adapters.intake import SKIP_ERRORS
 from device_adapters.wire import is_exact_topic, parse_json_object
-from device_adapters.zigbee2mqtt import commands, state
 from device_adapters.zigbee2mqtt.exposes import (
     ACCESS_GET,
     ACCESS_STATE,
@@ -70,11 +70,11 @@ class _Node:
     key: str  # the IEEE address, or "group:<id>"
     friendly_name: str
     record: dict[str, Any]  # what the bridge said about it (for renames and groups)
+    subscriptions: Subscriptions
     specs: list[EntitySpec] = field(default_factory=list)
     entity_ids: list[str] = field(default_factory=list)
     available: bool | None = None  # None: it never sent availability (the feature is off)
     reported: bool = False
-    unsubscribes: list[Unsubscribe] = field(default_factory=list)
 
     @property
     def is_group(self) -> bool:
@@ -105,18 +105,14 @@ class Zigbee2MqttAdapter(DeviceAdapter):
         self._base = base_topic.strip("/")
         if not is_exact_topic(self._base):
             raise ValueError(f"base topic {base_topic!r} is not one exact topic")
-        self._context: AdapterContext | None = None
-        self._intake = Intake(self.name, lambda: self._registry.limits)
         self._nodes: dict[str, _Node] = {}
         self._groups_payload: list[Any] = []
         self._bridge_online = True
         self._asked: set[str] = set()  # devices sent a /get since the start
-        self._bridge_subscriptions: list[Unsubscribe] = []
 
     # -- lifecycle ---------------------------------------------------------------------------
 
-    def start(self, context: AdapterContext) -> Callable[[], None]:
-        self._context = context
+    def _started(self, running: Running) -> None:
         self._groups_payload, self._bridge_online, self._asked = [], True, set()
         routes = {
             "bridge/devices": self._on_devices,
@@ -126,23 +122,9 @@ class Zigbee2MqttAdapter(DeviceAdapter):
             "bridge/response/device/rename": self._on_device_renamed,
             "bridge/response/group/rename": self._on_group_renamed,
         }
-        self._bridge_subscriptions = [
-            context.subscribe(f"{self._base}/{topic}", self._intake.handler(handler))
-            for topic, handler in routes.items()]
-        return partial(self._stop, context)
-
-    def _stop(self, context: AdapterContext) -> None:
-        if self._context is context:  # once, and only for the start it belongs to
-            for unsubscribe in self._bridge_subscriptions:
-                unsubscribe()
-            while self._nodes:
-                self._unsubscribe(self._nodes.popitem()[1])
-            self._context = None
-
-    @property
-    def _registry(self) -> DeviceRegistry:
-        assert self._context is not None, "the adapter is not started"
-        return self._context.registry
+        for topic, handler in routes.items():
+            running.subscribe(f"{self._base}/{topic}", handler)
+        running.on_stop(self._nodes.clear)
 
     def _bridge_list(self, message: MqttMessage) -> list[Any] | None:
         """``bridge/devices`` or ``bridge/groups`` as a list, at most ``max_entities_per_source``
@@ -201,7 +183,7 @@ class Zigbee2MqttAdapter(DeviceAdapter):
             return None
         names.add(friendly_name)
         specs = entity_specs(definition.get("exposes"), self._intake.limits)
-        self._track(_Node(ieee, friendly_name, record, specs))
+        self._track(_Node(ieee, friendly_name, record, self._running.subscriptions(), specs))
         return ieee
 
     def _usable_name(self, name: Any, taken: set[str]) -> bool:
@@ -247,7 +229,7 @@ class Zigbee2MqttAdapter(DeviceAdapter):
             return None
         names.add(friendly_name)
         key = f"group:{group_id}"
-        self._track(_Node(key, friendly_name, record, [spec]))
+        self._track(_Node(key, friendly_name, record, self._running.subscriptions(), [spec]))
         return key
 
     def _on_bridge_state(self, message: MqttMessage) -> None:
@@ -318,13 +300,13 @@ class Zigbee2MqttAdapter(DeviceAdapter):
             node.entity_ids.append(entity.entity_id)
         if old is not None:
             for entity_id in set(old.entity_ids) - set(node.entity_ids):
-                self._remove_entity(entity_id)
-            if old.friendly_name == node.friendly_name:
-                node.unsubscribes, old.unsubscribes = old.unsubscribes, []
-            self._unsubscribe(old)
+                self._running.remove_entity(entity_id)
+            if old.friendly_name == node.friendly_name:  # the same topics: kept subscribed
+                node.subscriptions, old.subscriptions = old.subscriptions, node.subscriptions
+            old.subscriptions.close()
         self._nodes[node.key] = node
-        if not node.unsubscribes:
-            node.unsubscribes = self._subscribe(node)
+        if not node.subscriptions:
+            self._subscribe(node)
 
     def _entity(self, node: _Node, spec: EntitySpec) -> Entity | None:
         group = node.is_group
@@ -377,33 +359,17 @@ class Zigbee2MqttAdapter(DeviceAdapter):
         node = self._nodes.pop(key, None)
         if node is None:
             return
-        self._unsubscribe(node)
+        node.subscriptions.close()
         for entity_id in node.entity_ids:
-            self._remove_entity(entity_id)
+            self._running.remove_entity(entity_id)
         log.info("zigbee2mqtt: removed %s (%d entities)", key, len(node.entity_ids))
-
-    def _remove_entity(self, entity_id: str) -> None:
-        existing = self._registry.get_any(entity_id)
-        if existing is not None and existing.source == SOURCE:
-            self._registry.remove(entity_id)
-
-    @staticmethod
-    def _unsubscribe(node: _Node) -> None:
-        for unsubscribe in node.unsubscribes:
-            unsubscribe()
-        node.unsubscribes = []
 
     # -- state and availability --------------------------------------------------------------
 
-    def _subscribe(self, node: _Node) -> list[Unsubscribe]:
-        assert self._context is not None
+    def _subscribe(self, node: _Node) -> None:
         topic = f"{self._base}/{node.friendly_name}"
-        handle = self._intake.handler
-        return [
-            self._context.subscribe(topic, handle(partial(self._on_state, node.key))),
-            self._context.subscribe(f"{topic}/availability",
-                                    handle(partial(self._on_availability, node.key))),
-        ]
+        node.subscriptions.add(topic, partial(self._on_state, node.key))
+        node.subscriptions.add(f"{topic}/availability", partial(self._on_availability, node.key))
 
     def _on_state(self, key: str, message: MqttMessage) -> None:
         node = self._nodes.get(key)
@@ -442,7 +408,7 @@ class Zigbee2MqttAdapter(DeviceAdapter):
 
     def _ask_for_states(self) -> None:
         """One ``/get`` per device that has not spoken, for its readable features."""
-        if not self._bridge_online or self._context is None:
+        if not self._bridge_online:
             return
         asked = 0
         for node in self._nodes.values():
@@ -456,7 +422,7 @@ class Zigbee2MqttAdapter(DeviceAdapter):
                 continue
             self._asked.add(node.key)
             asked += 1
-            self._context.publish(MqttMessage(
+            self._running.publish(MqttMessage(
                 f"{self._base}/{node.friendly_name}/get",
                 json.dumps(properties, separators=(",", ":")).encode(),
                 qos=commands.COMMAND_QOS, retain=False))
