@@ -111,6 +111,18 @@ def test_slot_lists_follow_the_registry(home: DeviceRegistry) -> None:
         ("turn_on", {"entity_ids": ["switch.disco"]})]
 
 
+def test_device_names_with_underscores_are_said_as_words(home: DeviceRegistry) -> None:
+    home.upsert(Entity(entity_id="switch.tasmota_relay_1", name="SONOFF_B1", domain="switch"))
+    home.upsert(Entity(entity_id="switch.porch_plug", name="porch-plug", domain="switch",
+                       aliases=("Porch Plug",)))
+    fast = FastPath(home)
+    assert calls_of(fast, "turn on sonoff b1") == [
+        ("turn_on", {"entity_ids": ["switch.tasmota_relay_1"]})]  # once, not per spelling
+    assert calls_of(fast, "turn off the porch plug") == [
+        ("turn_off", {"entity_ids": ["switch.porch_plug"]})]
+    assert not fast.understand("turn on sonoff b2").calls
+
+
 # -- derived names, our own templates, commands without a target -------------------------
 
 @pytest.fixture()

@@ -287,7 +287,8 @@ class FastPath:
             for spoken_names, index in ((own, by_name), (derived, by_derived)):
                 for spoken in spoken_names:
                     normalized = normalize_name(spoken)
-                    index[normalized].append(entity.entity_id)
+                    if entity.entity_id not in index[normalized]:  # "A_B" and "a b" are one
+                        index[normalized].append(entity.entity_id)
                     key = normalized + key_suffix
                     if (spoken, key) not in seen:
                         seen.add((spoken, key))
@@ -515,7 +516,10 @@ class _Unresolved(Exception):
 
 
 def _spoken_names(entity: Entity) -> set[str]:
-    return {n for n in (entity.name, *entity.aliases) if normalize_name(n)}
+    """An entity's names as said: also without the underscores and dashes device names
+    carry ("SONOFF_B1" is said "sonoff b1")."""
+    names = {n for n in (entity.name, *entity.aliases) if normalize_name(n)}
+    return names | {normalize_name(n) for n in names if re.search(r"[_-]", n)}
 
 
 def _collect(bucket: set[str], source: Any) -> None:
