@@ -17,6 +17,22 @@ SKIP_ERRORS = (ValueError, TypeError, KeyError, ArithmeticError, RecursionError)
 _MAX_WARNED = 1000  # distinct warn-once keys kept: hostile topics must not grow memory
 
 
+class OncePerMessage(logging.Filter):
+    """Lets each distinct log line through once (a bounded number of them): for libraries
+    that log what a device sent on every message it sends."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._seen: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        line = record.getMessage()[:300]
+        if line in self._seen or len(self._seen) >= _MAX_WARNED:
+            return False
+        self._seen.add(line)
+        return True
+
+
 class Intake:
     """One adapter's gate for what devices send; ``limits`` is read on every message, so a
     changed config applies at once."""

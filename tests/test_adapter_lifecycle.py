@@ -119,3 +119,16 @@ def test_an_adapter_removes_only_its_own_entities() -> None:
     adapter._running.remove_entity("switch.mine")
     assert [e.entity_id for e in registry.all_entities()] == ["switch.theirs"]
     stop()
+
+
+def test_a_library_that_logs_each_device_message_is_heard_once_per_line(
+        caplog: pytest.LogCaptureFixture) -> None:
+    import device_adapters.tasmota.discovery  # noqa: F401  (installs the filter)
+
+    library = logging.getLogger("hatasmota.sensor")
+    with caplog.at_level(logging.WARNING):
+        for _ in range(50):
+            library.warning("Unknown unit %s for %s", "furlong", "Temperature")
+        library.warning("Unknown unit %s for %s", "cubit", "Pressure")
+    lines = [r.getMessage() for r in caplog.records if r.name.startswith("hatasmota")]
+    assert lines == ["Unknown unit furlong for Temperature", "Unknown unit cubit for Pressure"]

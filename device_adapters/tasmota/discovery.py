@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -49,9 +50,16 @@ from hatasmota.sensor import get_sensor_entities
 from hatasmota.shutter import TasmotaShutterConfig
 
 from assistant.device_data import clean_text
+from device_adapters.intake import OncePerMessage
 from device_adapters.wire import is_exact_topic, mired_kelvin
 
 Config = dict[str, Any]
+
+# hatasmota logs what a device's documents hold ("Unknown unit …") on every message; a
+# filter only sees its own logger's records, so it goes on each of hatasmota's modules.
+_ONCE = OncePerMessage()
+for _name in [name for name in logging.Logger.manager.loggerDict if name.startswith("hatasmota")]:
+    logging.getLogger(_name).addFilter(_ONCE)
 
 MAX_RELAYS = 32  # Tasmota's most (ESP32); longer lists in a config are cut
 MAX_SENSORS = 128  # sensor entities kept per device, and entries kept per level of "sn"
