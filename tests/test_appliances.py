@@ -27,7 +27,7 @@ from assistant.device_data import DeviceLimits
 from assistant.registry import DeviceRegistry, Entity
 from device_adapters.base import AdapterContext
 from device_adapters.ha_discovery.adapter import HomeAssistantDiscoveryAdapter
-from tests.test_ha_discovery import FakeBroker
+from tests.adapter_support import FakeBroker
 
 DATA = Path(__file__).parent / "data" / "mdns"
 SERVICES = json.loads((DATA / "services.json").read_text())

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from device_adapters.ha_discovery.vocabulary import device_ids
-from test_ha_discovery import make_hub
+from tests.ha_discovery_support import make_hub
 
 IEEE = "zigbee:0x00158d0001a2b3c4"
 MAC = "mac:a4cf12b3c4d5"

@@ -17,7 +17,7 @@ import pytest
 from assistant.config import ConfigError, load_config
 from assistant.device_data import DeviceLimits
 from assistant.registry import Entity, EntityPatch
-from test_ha_discovery import CONFIG_TOPICS, Hub, make_hub, recorded
+from tests.ha_discovery_support import CONFIG_TOPICS, Hub, make_hub, recorded
 
 DISCOVERY_ONLY = {"homeassistant/#"}
 
