@@ -8,6 +8,8 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Callable
+from typing import Any
 
 from assistant.config import (
     DEFAULT_CONFIG_PATH,
@@ -77,24 +79,46 @@ def cmd_config_check(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_ask(args: argparse.Namespace) -> int:
+def _daemon_reply(args: argparse.Namespace, command: str,
+                  request: Callable[[Any], dict[str, Any]]) -> dict[str, Any] | None:
+    """One request to the running daemon (``request`` gets the ApiClient); None, after saying
+    why, when the daemon cannot be reached or does not answer."""
     from assistant.transport.api import ApiClient, DaemonNotRunningError
 
     config = resolve_config(args.config, allow_demo=True)
     try:
         with ApiClient(config.mqtt) as client:
-            body = client.ask(" ".join(args.text), conversation_id=args.conversation_id,
-                              area=args.area, timeout=args.timeout)
+            return request(client)
     except (DaemonNotRunningError, TimeoutError) as exc:
-        print(f"mimo-home ask: {exc}", file=sys.stderr)
+        print(f"mimo-home {command}: {exc}", file=sys.stderr)
+        return None
+
+
+def _show_reply(args: argparse.Namespace, body: dict[str, Any] | None,
+                render: Callable[[dict[str, Any]], str]) -> int:
+    if body is None:
         return 1
     if args.json:
         print(json.dumps(body, ensure_ascii=False))
     elif "error" in body:
         print(f"error: {body['error']}")
     else:
-        print(body["reply"])
+        print(render(body))
     return 0 if "error" not in body else 1
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    body = _daemon_reply(args, "ask", lambda client: client.ask(
+        " ".join(args.text), conversation_id=args.conversation_id, area=args.area,
+        timeout=args.timeout))
+    return _show_reply(args, body, lambda reply: reply["reply"])
+
+
+def cmd_devices(args: argparse.Namespace) -> int:
+    from assistant.appliances.table import render_inventory
+
+    body = _daemon_reply(args, "devices", lambda client: client.devices(timeout=args.timeout))
+    return _show_reply(args, body, render_inventory)
 
 
 def cmd_listen(args: argparse.Namespace) -> int:
@@ -148,7 +172,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     config = resolve_config(args.config)
     setup_logging(args.log_level or "WARNING")
     return asyncio.run(run_demo(config, home=args.home, config_given=bool(
-        args.config or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG_PATH.is_file())))
+        args.config or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG_PATH.is_file()),
+        protocols=args.protocols))
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -159,6 +184,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
         else resolve_config(args.config)
     setup_logging(args.log_level or "WARNING")
     return run_eval_command(config, args)
+
+
+# The virtual home's protocols (assistant.virtual.protocols; not imported: it is heavy).
+PROTOCOLS_HELP = ("how the virtual devices speak: ha (HA discovery, the default), mixed "
+                  "(spread over zigbee2mqtt, tasmota, shelly, homie and ha), or one of those")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -186,10 +216,17 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--timeout", type=float, default=120.0)
     ask.set_defaults(func=cmd_ask)
 
+    devices = sub.add_parser("devices", parents=[common],
+                             help="list the daemon's entities and the appliances on the LAN")
+    devices.add_argument("--json", action="store_true", help="print the inventory as JSON")
+    devices.add_argument("--timeout", type=float, default=30.0)
+    devices.set_defaults(func=cmd_devices)
+
     demo = sub.add_parser("demo", parents=[common],
                           help="run the daemon with a virtual home (no setup needed)")
     demo.add_argument("--home", help="a home-assistant-datasets fixture dir or file")
     demo.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    demo.add_argument("--protocols", default="ha", help=PROTOCOLS_HELP)
     demo.set_defaults(func=cmd_demo)
 
     evaluate = sub.add_parser("eval", parents=[common], help="score understanding on datasets")
@@ -202,6 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--failures", metavar="FILE",
                           help="write every sentence that did not pass to FILE (JSON)")
     evaluate.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    evaluate.add_argument("--protocols", default="ha", help=PROTOCOLS_HELP)
     evaluate.set_defaults(func=cmd_eval)
 
     listen = sub.add_parser("listen", parents=[common],

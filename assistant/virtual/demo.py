@@ -43,7 +43,8 @@ def demo_address(config: Config) -> Config:
     return config.model_copy(update={"mqtt": config.mqtt.model_copy(update=chosen)})
 
 
-async def run_demo(config: Config, home: str | None, config_given: bool) -> int:
+async def run_demo(config: Config, home: str | None, config_given: bool,
+                   protocols: str = "ha") -> int:
     spec = load_home(Path(home)) if home else demo_home()
     broker: EmbeddedBroker | None = None
     with tempfile.TemporaryDirectory(prefix="mimo-home-demo-") as state_dir:
@@ -58,7 +59,7 @@ async def run_demo(config: Config, home: str | None, config_given: bool) -> int:
                       "there for the demo.")
         runtime = demo_runtime_file()
         try:
-            async with running_home(config, spec) as (_house, daemon):
+            async with running_home(config, spec, protocols=protocols) as (_house, daemon):
                 _write_runtime(runtime, config)
                 _print_welcome(spec, daemon)
                 stdin = asyncio.create_task(_serve_stdin(daemon))

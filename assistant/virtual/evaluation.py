@@ -30,6 +30,7 @@ import yaml
 from assistant.transport.api import ApiClient
 from assistant.config import Config
 from assistant.daemon import Daemon
+from assistant.registry import Entity
 from assistant.virtual.evaluation_scoring import OUTCOMES, Case, load_cases, question_fits, score
 from assistant.virtual.stack import private_broker, running_home
 from assistant.virtual.home import VirtualHome, load_home
@@ -41,15 +42,18 @@ class Report:
     by_category: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
     by_path: Counter[str] = field(default_factory=Counter)  # sentences each path handled
     passed_by_path: Counter[str] = field(default_factory=Counter)
+    # Outcomes by the protocol the target devices spoke (``--protocols``).
+    by_protocol: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
     confirmations_asked: int = 0
     # Questions the simulated user declined: they named an entity the task does not expect.
     confirmations_refused: int = 0
     underivable: int = 0  # device-action sentences with no derivable expectation
     failures: list[dict[str, Any]] = field(default_factory=list)
 
-    def add(self, category: str, outcome: str, path: str) -> None:
+    def add(self, category: str, outcome: str, path: str, protocol: str = "ha") -> None:
         self.outcomes[outcome] += 1
         self.by_category[category][outcome] += 1
+        self.by_protocol[protocol][outcome] += 1
         self.by_path[path] += 1
         if outcome == "passed":
             self.passed_by_path[path] += 1
@@ -67,6 +71,9 @@ class Report:
             "by_category": {c: {"total": sum(v.values()), **{o: v[o] for o in OUTCOMES}}
                             for c, v in sorted(self.by_category.items())},
             "by_path": _paths(self.by_path), "passed_by_path": _paths(self.passed_by_path),
+            "by_protocol": {p: {"total": sum(v.values()), "passed": v["passed"],
+                                "pass_rate": _rate(v["passed"], sum(v.values()))}
+                            for p, v in sorted(self.by_protocol.items())},
         }
 
 
@@ -107,8 +114,8 @@ async def evaluate_home(home: Path, config: Config, args: argparse.Namespace,
             "llm": config.llm.model_copy(update={"enabled": config.llm.enabled and
                                                  not args.no_llm}),
             "voice": config.voice.model_copy(update={"enabled": False})})
-        async with running_home(config, spec, home_topic=f"{base_topic}-home") as (
-                house, daemon):
+        async with running_home(config, spec, home_topic=f"{base_topic}-home",
+                                protocols=getattr(args, "protocols", "ha")) as (house, daemon):
             reasoner = daemon.reasoner
             if reasoner is not None:  # score the model, not its loading time
                 await _wait_for(lambda: reasoner.status not in {"loading", "restarting"},
@@ -122,21 +129,48 @@ async def evaluate_home(home: Path, config: Config, args: argparse.Namespace,
                         report.underivable += 1
                         continue
                     budget[0] -= 1
-                    await _run_case(case, number, house, daemon, client, args, report)
+                    await _run_case(case, number, _Hub(house, daemon), client, args, report)
             finally:
                 await asyncio.to_thread(client.close)
 
 
-async def _run_case(case: Case, number: int, house: VirtualHome, daemon: Daemon,
-                    client: ApiClient, args: argparse.Namespace, report: Report) -> None:
+class _Hub:
+    """The daemon and the virtual home, with the daemon's entity ids mapped to the
+    fixture's (native adapters choose their own)."""
+
+    def __init__(self, house: VirtualHome, daemon: Daemon) -> None:
+        self.house, self.daemon = house, daemon
+        self.hub_id = house.known_as(daemon.registry.all_entities())
+        self.fixture_id = {hub: fixture for fixture, hub in self.hub_id.items()}
+        self.protocols = house.protocols()
+
+    def hub(self, fixture_id: str) -> str:
+        return self.hub_id.get(fixture_id, fixture_id)
+
+    def entity(self, fixture_id: str) -> Entity | None:
+        return self.daemon.registry.get_any(self.hub(fixture_id))
+
+    def fixture(self, hub_id: str) -> str:
+        return self.fixture_id.get(hub_id, hub_id)
+
+    def protocol(self, case: Case) -> str:
+        """The protocol(s) the devices the task expects to change speak."""
+        spoken = sorted({self.protocols.get(e, "ha") for e in case.expected}) or ["ha"]
+        return "+".join(spoken)
+
+
+async def _run_case(case: Case, number: int, hub: _Hub, client: ApiClient,
+                    args: argparse.Namespace, report: Report) -> None:
+    house, daemon = hub.house, hub.daemon
     await house.reset(case.setup)
-    await _wait_for(lambda: _registry_synced(daemon, house, case.setup), 2)
+    await _wait_for(lambda: _registry_synced(hub, case.setup), 2)
     before = house.states()
     conversation = f"eval-{number}"
     body = await asyncio.to_thread(client.ask, case.sentence, conversation_id=conversation,
                                    area=case.area, timeout=120)
     path = body.get("path")
-    pending = list(body.get("pending") or [])
+    pending = [{**p, "entity_id": hub.fixture(str(p.get("entity_id")))}
+               for p in body.get("pending") or []]
     confirmed: frozenset[str] = frozenset()
     wrong_question = False
     if body.get("awaiting_confirmation"):
@@ -149,13 +183,13 @@ async def _run_case(case: Case, number: int, house: VirtualHome, daemon: Daemon,
             confirmed = frozenset(p["entity_id"] for p in pending)
         body = await asyncio.to_thread(client.ask, answer, conversation_id=conversation,
                                        confirmation_id=body.get("confirmation_id"), timeout=120)
-    touched = {a["entity_id"] for a in body.get("actions", [])}
+    touched = {hub.fixture(a["entity_id"]) for a in body.get("actions", [])}
     await _wait_for(lambda: all(house.states().get(e) != before.get(e) for e in touched), 1.0)
     await house.wait_quiet(quiet_s=0.05, timeout_s=2)
     outcome = score(case, before, house.states(), confirmed=confirmed,
-                    is_sensitive=lambda entity_id: policy_guards(daemon, entity_id),
+                    is_sensitive=lambda entity_id: policy_guards(daemon, hub.hub(entity_id)),
                     wrong_question=wrong_question)
-    report.add(case.category, outcome, str(path or "none"))
+    report.add(case.category, outcome, str(path or "none"), hub.protocol(case))
     if outcome != "passed" and len(report.failures) < 2000:
         report.failures.append({"home": case.home.name, "category": case.category,
                                 "sentence": case.sentence, "outcome": outcome,
@@ -169,10 +203,10 @@ def policy_guards(daemon: Daemon, entity_id: str) -> bool:
     return entity is not None and daemon.policy.is_sensitive(entity)
 
 
-def _registry_synced(daemon: Daemon, house: VirtualHome, setup: dict[str, Any]) -> bool:
-    states = house.states()
+def _registry_synced(hub: _Hub, setup: dict[str, Any]) -> bool:
+    states = hub.house.states()
     for entity_id in setup:
-        entity = daemon.registry.get_any(entity_id)
+        entity = hub.entity(entity_id)
         if entity is None or entity_id not in states or entity.state != states[entity_id].state:
             return False
     return True
@@ -340,3 +374,7 @@ def _print_table(summary: dict[str, Any]) -> None:
           f"confirmations asked {summary['confirmations_asked']}, declined as naming "
           f"another device {summary['confirmations_refused']}; handled by path "
           f"{summary['by_path']}, passed {summary['passed_by_path']}; {summary['seconds']} s")
+    if len(summary["by_protocol"]) > 1:
+        print("by protocol: " + ", ".join(
+            f"{name} {row['passed']}/{row['total']} ({row['pass_rate']:.1%})"
+            for name, row in summary["by_protocol"].items()))

@@ -15,8 +15,10 @@ from pathlib import Path
 
 from assistant.config import AreaConfig, Config, FloorConfig, HomeConfig
 from assistant.daemon import Daemon
+from assistant.registry import EntityPatch
 from assistant.transport.embedded_broker import free_loopback_port, private_broker_for
-from assistant.virtual.home import HomeSpec, VirtualHome, demo_home
+from assistant.virtual.home import HomeSpec, NativeTopics, VirtualHome, demo_home
+from assistant.virtual.protocols import ProtocolChoice
 
 START_TIMEOUT_S = 30.0
 
@@ -44,13 +46,39 @@ def home_config(spec: HomeSpec, base: HomeConfig) -> HomeConfig:
                       entities=base.entities)
 
 
+def native_topics(config: Config) -> NativeTopics:
+    """The native protocols where the daemon's adapters look for them."""
+    adapters = config.adapters
+    return NativeTopics(zigbee2mqtt=adapters.zigbee2mqtt.base_topic,
+                        tasmota_discovery=adapters.tasmota.discovery_prefix,
+                        homie=adapters.homie.base_topic)
+
+
+def place_native_entities(daemon: Daemon, house: VirtualHome) -> None:
+    """Native protocols carry no area: put their entities in the fixture's areas, as a
+    user does in ``home.entities`` (the config's own entries win)."""
+    known_as = house.known_as(daemon.registry.all_entities())
+    own = daemon.config.home.entities
+    patches = {entity_id: EntityPatch(o.name, tuple(o.aliases), o.area)
+               for entity_id, o in own.items()}
+    specs = {e.entity_id: e for e in house.spec.entities}
+    for fixture_id, protocol in house.protocols().items():
+        hub_id = known_as.get(fixture_id)
+        if protocol != "ha" and hub_id and hub_id not in own and specs[fixture_id].area:
+            patches[hub_id] = EntityPatch(area=specs[fixture_id].area)
+    daemon.registry.set_overrides(patches)
+
+
 @contextlib.asynccontextmanager
-async def running_home(config: Config, spec: HomeSpec,
-                       home_topic: str = "virtual-home") -> AsyncIterator[
+async def running_home(config: Config, spec: HomeSpec, home_topic: str = "virtual-home",
+                       protocols: ProtocolChoice = "ha") -> AsyncIterator[
                            tuple[VirtualHome, Daemon]]:
     """Start the virtual home and the daemon; yields once the daemon knows every device."""
-    config = config.model_copy(update={"home": home_config(spec, config.home)})
-    house = VirtualHome(spec, config.mqtt.host, config.mqtt.port, base_topic=home_topic)
+    # A virtual home: the LAN's appliances are no part of it, nor is the LAN browsed.
+    config = config.model_copy(update={"home": home_config(spec, config.home),
+                                       "mdns": config.mdns.model_copy(update={"enabled": False})})
+    house = VirtualHome(spec, config.mqtt.host, config.mqtt.port, base_topic=home_topic,
+                        protocols=protocols, native=native_topics(config))
     daemon = Daemon(config)
     await house.start()
     task = asyncio.create_task(daemon.run())
@@ -64,8 +92,11 @@ async def running_home(config: Config, spec: HomeSpec,
         if not ready.done():
             raise TimeoutError(f"the daemon was not ready within {START_TIMEOUT_S:.0f} s")
         deadline = time.monotonic() + START_TIMEOUT_S
-        while len(daemon.registry) < len(spec.entities) and time.monotonic() < deadline:
+        presented = len(house.protocols())
+        while (len(house.known_as(daemon.registry.all_entities())) < presented
+               and time.monotonic() < deadline):
             await asyncio.sleep(0.05)
+        place_native_entities(daemon, house)
         yield house, daemon
     finally:
         daemon.request_stop()
@@ -87,7 +118,8 @@ async def private_broker(config: Config) -> AsyncIterator[Config]:
 
 
 @contextlib.asynccontextmanager
-async def demo_stack(config: Config, spec: HomeSpec | None = None) -> AsyncIterator[
+async def demo_stack(config: Config, spec: HomeSpec | None = None,
+                     protocols: ProtocolChoice = "ha") -> AsyncIterator[
         tuple[VirtualHome, Daemon]]:
     """A throw-away stack: private broker, temporary state, the demo home, no voice I/O."""
     with tempfile.TemporaryDirectory(prefix="mimo-home-") as state_dir:
@@ -95,5 +127,5 @@ async def demo_stack(config: Config, spec: HomeSpec | None = None) -> AsyncItera
             "state_dir": Path(state_dir),
             "voice": config.voice.model_copy(update={"enabled": False})})
         async with private_broker(config) as config, \
-                running_home(config, spec or demo_home()) as stack:
+                running_home(config, spec or demo_home(), protocols=protocols) as stack:
             yield stack
