@@ -8,7 +8,7 @@ arguments of every call, whichever path produced it, before the handler runs.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, Protocol
 
@@ -203,6 +203,14 @@ class SkillRegistry:
         args = self.validate(call, context.registry)
         bound = self._tools[call.tool]
         return await bound.spec.handler(bound.skill, args, context)
+
+
+def said_as_names(error: Exception, entities: Iterable[Entity]) -> str:
+    """An adapter's reason for the user: "Sorry, …" with entity ids said as names."""
+    text = str(error)
+    for entity in entities:
+        text = text.replace(entity.entity_id, f"the {entity.name}")
+    return f"Sorry, {text}."
 
 
 def spoken_names(entities: list[Entity]) -> str:

@@ -23,6 +23,7 @@ from skills.base import (
     Skill,
     ToolContext,
     entity_ids_field,
+    said_as_names,
     spoken_names,
     tool,
 )
@@ -325,7 +326,7 @@ async def _act(ctx: ToolContext, tool_name: str, args: Targets,
         try:
             commands.append((entity, make_command(entity)))
         except CommandNotSupportedError as exc:
-            unsupported.append(f"Sorry, {exc}.")
+            unsupported.append(said_as_names(exc, entities))
     watch = ReportWatch(ctx.registry, commands, ctx.report_wait)  # hears even quick answers
     try:
         commands, to_ask = await _send_or_ask(ctx, commands)
@@ -333,7 +334,7 @@ async def _act(ctx: ToolContext, tool_name: str, args: Targets,
     except ActionRefusedError as exc:
         return ToolResult(reply=f"Sorry, I won't do that: {exc}.", success=False)
     except CommandNotSupportedError as exc:
-        return ToolResult(reply=f"Sorry, {exc}.", success=False)
+        return ToolResult(reply=said_as_names(exc, entities), success=False)
     finally:
         watch.close()
     replies, actions = [], ()

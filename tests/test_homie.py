@@ -155,7 +155,9 @@ def test_an_on_off_light_is_a_light_where_its_node_says_so(
 
 @pytest.mark.parametrize(("label", "name", "aliases"), [
     ("Light", "Lamp light", ()), ("Lamp light", "Lamp light", ()),
-    ("Power", "Power", ("Lamp light Power",)), ("Ligh", "Ligh", ("Lamp light Ligh",))])
+    ("Power", "Lamp light", ("Lamp light Power",)), ("State", "Lamp light", ("Lamp light State",)),
+    ("Ligh", "Ligh", ("Lamp light Ligh",)), ("Power level", "Power level",
+                                             ("Lamp light Power level",))])
 def test_names_are_the_property_names_with_the_device_name_as_an_alias(
         hub: Hub, label: str, name: str, aliases: tuple[str, ...]) -> None:
     announce(hub, {**description(power={"datatype": "boolean", "name": label}),

@@ -11,7 +11,13 @@ import pytest
 
 from assistant.config import Config
 from assistant.llm.config import LlmConfig
-from assistant.messages import EntityCommand, MqttMessage, ToolCall, ToolResult
+from assistant.messages import (
+    CommandNotSupportedError,
+    EntityCommand,
+    MqttMessage,
+    ToolCall,
+    ToolResult,
+)
 from assistant.registry import DeviceRegistry, Entity
 from assistant.safety import SafetyPolicy
 from assistant.virtual.stack import demo_stack
@@ -201,3 +207,16 @@ async def test_virtual_devices_report_within_the_wait_and_an_optimistic_one_is_n
                               report_wait=wait)
         result = await asyncio.wait_for(daemon.skills.run(plug, context), 10)
         assert result.reply == "OK, turned on the Porch Plug; it does not report its state."
+
+
+async def test_what_a_device_cannot_do_is_said_with_its_name_not_its_id() -> None:
+    registry = home()
+
+    def cannot(command: EntityCommand) -> dict[str, object] | None:
+        raise CommandNotSupportedError(f"{command.entity_id} does not support brightness")
+
+    result = await run(registry, Device(registry, cannot),
+                       ToolCall("set_light", {"entity_ids": ["light.porch"], "brightness_pct": 40}))
+    assert result.reply == "Sorry, the Porch Light does not support brightness."
+    assert result.success is False
+    assert "light.porch" not in result.reply

@@ -202,7 +202,7 @@ def test_a_lock(bridge: Bridge) -> None:
 def test_a_moes_thermostatic_radiator_valve(bridge: Bridge) -> None:
     climate_id = entity_id("climate", "radiator/living room", "climate")
     assert bridge.entity(climate_id).capabilities == {
-        "services": ["set_hvac_mode", "set_preset_mode", "set_temperature"],
+        "services": ["set_hvac_mode", "set_preset_mode", "set_temperature", "turn_on"],
         "hvac_modes": ["heat"], "min_temp": 0, "max_temp": 35, "target_temp_step": 1,
         "temperature_unit": "C",
         "preset_modes": ["programming", "manual", "temporary_manual", "holiday"]}
@@ -210,7 +210,8 @@ def test_a_moes_thermostatic_radiator_valve(bridge: Bridge) -> None:
     climate = bridge.entity(climate_id)
     assert climate.state == "heat"
     assert climate.attributes == {"temperature": 21.0, "current_temperature": 19.5,
-                                  "hvac_action": "heating", "preset_mode": "manual"}
+                                  "hvac_action": "heating", "preset_mode": "manual",
+                                  "last_hvac_mode": "heat"}
     bridge.report("radiator/living room", {"system_mode": "cool", "preset": "party"})
     assert bridge.entity(climate_id).state == "heat"  # not modes the valve has
     assert bridge.entity(climate_id).attributes["preset_mode"] == "manual"

@@ -172,3 +172,29 @@ def test_another_base_topic_is_used_for_every_command() -> None:
     assert encoded(bridge, LOCK, "lock")[0] == "home/zigbee/front door/set"
     with pytest.raises(ValueError):
         Bridge(base="home/#")
+
+
+def _trv_with_modes(modes: list[str]) -> Bridge:
+    devices = json.loads(json.dumps(DEVICES).replace(
+        '"description": "Mode of this device", "values": ["heat"]',
+        f'"description": "Mode of this device", "values": {json.dumps(modes)}'))
+    bridge = Bridge()
+    bridge.discover(devices)
+    return bridge
+
+
+def test_a_thermostat_turns_back_on_in_the_mode_it_last_had() -> None:
+    bridge = _trv_with_modes(["off", "auto", "heat", "cool"])
+    topic = "zigbee2mqtt/radiator/living room/set"
+    assert encoded(bridge, TRV, "turn_on") == (topic, {"system_mode": "heat"})  # never heard
+    bridge.report("radiator/living room", {"system_mode": "cool"})
+    bridge.report("radiator/living room", {"system_mode": "off"})
+    assert bridge.entity(TRV).state == "off"
+    assert encoded(bridge, TRV, "turn_on") == (topic, {"system_mode": "cool"})
+    assert encoded(bridge, TRV, "turn_off") == (topic, {"system_mode": "off"})
+
+
+def test_a_thermostat_that_only_knows_off_cannot_turn_on() -> None:
+    bridge = _trv_with_modes(["off"])
+    with pytest.raises(CommandNotSupportedError, match="no mode but off"):
+        encoded(bridge, TRV, "turn_on")

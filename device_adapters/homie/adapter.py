@@ -40,6 +40,10 @@ log = logging.getLogger(__name__)
 MAX_VALUES_PER_DEVICE = 1024  # property values (and targets) kept per device
 MAX_ID_SUFFIX = 9  # entity ids tried: <id>, <id>_2 … <id>_9
 TARGET = "$target"
+# Property names that say nothing of what the device is ("State", "Power"): such a property
+# is the device itself, as Home Assistant names an entity that is its device's main feature.
+GENERIC_LABELS = frozenset({"state", "status", "power", "on", "on off", "onoff", "switch",
+                            "value", "enabled", "output", "relay"})
 # The v4 attributes that describe a device (the rest, $stats, $fw …, are not kept).
 _V4_DEVICE_ATTRIBUTES = frozenset({"$name", "$nodes", "$state"})
 _V4_NODE_ATTRIBUTES = frozenset({"$name", "$type", "$properties"})
@@ -289,6 +293,8 @@ class HomieAdapter(DeviceAdapter):
         name, aliases = label, [f"{device_name} {label}"]
         if _words_in(label, device_name):
             name, aliases = device_name, []  # "Light" of the "Kitchen light": the device's name
+        elif normalize_name(label) in GENERIC_LABELS:
+            name = device_name  # the "State" of the "Fireplace" is the fireplace
         elif _words_in(device_name, label):
             aliases = []
         root = f"{self._base}/5" if device.version == 5 else self._base

@@ -30,7 +30,7 @@ from device_adapters.wire import (
     percentage_to_ranged,
 )
 from device_adapters.zigbee2mqtt.exposes import ACCESS_SET, Feature
-from device_adapters.zigbee2mqtt.state import fan_presets, fan_speeds
+from device_adapters.zigbee2mqtt.state import LAST_MODE, fan_presets, fan_speeds
 
 COMMAND_QOS = 1
 Features = Mapping[str, Feature]
@@ -193,6 +193,17 @@ def _set_hvac_mode(request: _Request) -> Payload:
     return _set(feature, request.choice("hvac_mode", feature.get("values", [])))
 
 
+def _climate_turn_on(request: _Request) -> Payload:
+    """Back on in the mode it last had (as Home Assistant's climate turn_on), else heat or
+    auto, else the first mode that is not off."""
+    feature = request.settable("system_mode")
+    modes = [mode for mode in feature.get("values", ()) if mode != "off"]
+    if not modes:
+        raise CommandNotSupportedError(f"{request.entity.entity_id} has no mode but off")
+    wanted = (request.entity.state, request.entity.attributes.get(LAST_MODE), "heat", "auto")
+    return _set(feature, next((mode for mode in wanted if mode in modes), modes[0]))
+
+
 def _climate_turn_off(request: _Request) -> Payload:
     feature = request.settable("system_mode")
     if "off" not in feature.get("values", ()):
@@ -286,6 +297,7 @@ _COMMANDS: dict[str, dict[str, _Command]] = {
         "set_hvac_mode": _Command(_set_hvac_mode, ("system_mode",)),
         "set_preset_mode": _Command(_enum_choice("preset", "preset_mode", _all_values),
                                     ("preset",)),
+        "turn_on": _Command(_climate_turn_on, ("system_mode",)),
         "turn_off": _Command(_climate_turn_off, ("system_mode",), "off"),
     },
     "fan": {

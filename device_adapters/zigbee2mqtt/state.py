@@ -116,6 +116,9 @@ def _lock(features: Mapping[str, Feature], document: Document, entity_state: Any
     return Update(state, attributes)
 
 
+LAST_MODE = "last_hvac_mode"
+
+
 def _climate(features: Mapping[str, Feature], document: Document, entity_state: Any) -> Update:
     attributes: dict[str, Any] = {}
     setpoint_role = "heating_setpoint" if "heating_setpoint" in features else "cooling_setpoint"
@@ -135,6 +138,8 @@ def _climate(features: Mapping[str, Feature], document: Document, entity_state: 
         mode = _value(features, "system_mode", document)
         state = mode if isinstance(mode, str) and mode in features["system_mode"].get(
             "values", ()) else None
+        if state not in (None, "off"):
+            attributes[LAST_MODE] = state  # what "turn it back on" returns to
     else:  # without a system_mode the thermostat only ever does what its set point says
         state = ("heat" if setpoint_role == "heating_setpoint" else "cool") if attributes else None
     return Update(state, attributes)
