@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from assistant import sdnotify
+from assistant.transport import sdnotify
 from assistant.transport.sdnotify import SystemdNotifier
 
 

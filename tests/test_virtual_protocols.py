@@ -22,7 +22,7 @@ import pytest
 
 from assistant.virtual.home import NativeTopics, VirtualHome, demo_home
 from tests.conftest import Broker
-from tests.test_virtual_home import Observer, fresh_base, observe, until
+from tests.virtual_home_support import Observer, fresh_base, observe, until
 
 IEEE = re.compile(r"0x[0-9a-f]{16}")
 MAC = re.compile(r"[0-9A-F]{12}")

@@ -17,7 +17,7 @@ from assistant.virtual.home import NativeTopics, VirtualHome, demo_home
 from assistant.virtual.protocols import assign_protocols
 from assistant.virtual.stack import demo_stack
 from tests.conftest import Broker
-from tests.test_virtual_home import fresh_base, observe, until
+from tests.virtual_home_support import fresh_base, observe, until
 from tests.test_virtual_protocols import (
     HOMIE,
     SHELLY,
