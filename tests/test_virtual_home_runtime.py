@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ from assistant.messages import EntityCommand, MqttMessage
 from assistant.registry import DeviceRegistry
 from device_adapters.base import AdapterContext
 from device_adapters.ha_discovery.adapter import HomeAssistantDiscoveryAdapter
-from assistant.virtual.home import VirtualHome
+from assistant.virtual.home import VirtualHome, demo_home
 from tests.conftest import Broker
 
 DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "home-assistant-datasets"
@@ -204,12 +204,25 @@ class AdapterBridge:
         self.client.loop_stop()
 
 
+@pytest.fixture
+async def own_prefix_house(broker: Broker) -> AsyncIterator[VirtualHome]:
+    """A house under a discovery prefix of its own: what other tests leave retained under
+    "homeassistant" (a hub announcing itself, say) is not part of it."""
+    base = fresh_base()
+    home = VirtualHome(demo_home(), broker.host, broker.port, discovery_prefix=f"{base}-ha",
+                       base_topic=base)
+    await asyncio.wait_for(home.start(), TIMEOUT)
+    yield home
+    await asyncio.wait_for(home.stop(), TIMEOUT)
+
+
 async def test_discovery_adapter_sees_and_commands_every_device(
-    house: VirtualHome, broker: Broker
+    own_prefix_house: VirtualHome, broker: Broker
 ) -> None:
+    house = own_prefix_house
     registry = DeviceRegistry(None)
     bridge = AdapterBridge(broker, asyncio.get_running_loop())
-    adapter = HomeAssistantDiscoveryAdapter()
+    adapter = HomeAssistantDiscoveryAdapter(house.discovery_prefix)
     await until(lambda: bridge.client.is_connected())
     stop = adapter.start(AdapterContext(registry, bridge.subscribe, bridge.publish))
     # scenes and buttons have no state topic; the to-do list is a sensor on the wire
