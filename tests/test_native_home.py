@@ -68,6 +68,20 @@ SHELLY = recorded("shelly/plus1pm.json")
 TASMOTA_CONFIG = recorded("tasmota/sonoff_basic.config.json")
 
 
+BULB_IEEE = "0x000b57fffec6a5b2"  # the IKEA bulb of bridge_devices.json
+
+
+def bulb_over_ha_discovery(topics: Topics) -> tuple[str, bytes]:
+    """What Zigbee2MQTT's homeassistant option publishes for the bulb too: its recorded
+    HA discovery config of a light, for this bridge's bulb."""
+    text = json.dumps(recorded("ha_discovery/light_z2m_json.json"))
+    text = (text.replace("zigbee2mqtt/Living room lamp", f"{topics.z2m}/bulb")
+            .replace("zigbee2mqtt/bridge", f"{topics.z2m}/bridge")
+            .replace("0x0017880104e45517", BULB_IEEE).replace("living_room_lamp", "bulb")
+            .replace("Living room lamp", "bulb"))
+    return f"{topics.base}-ha/light/{BULB_IEEE}/light/config", text.encode()
+
+
 def replay(topics: Topics) -> list[tuple[str, bytes]]:
     """The retained messages the four protocols' devices leave on the broker."""
     z2m = [(f"{topics.z2m}/bridge/state", b"online"),
@@ -86,7 +100,8 @@ def replay(topics: Topics) -> list[tuple[str, bytes]]:
     ]
     homie = [(topics.homie + m["topic"].removeprefix("homie"), as_payload(m["payload"]))
              for m in recorded("homie/v5_kitchen_light.json")]
-    return [*z2m, *tasmota, (f"{topics.shelly}/online", b"true"), *homie]
+    return [*z2m, bulb_over_ha_discovery(topics), *tasmota, (f"{topics.shelly}/online", b"true"),
+            *homie]
 
 
 @dataclass
@@ -279,6 +294,13 @@ async def test_every_native_device_is_listed_with_its_capabilities(home: Home) -
                     and row["domain"] == "light"]
     assert len(homie_lights) == 1 and "rgb" in homie_lights[0]["capabilities"]
 
+    # The bulb also came over HA discovery: one appliance, spoken for by its native adapter.
+    twin = rows.get("light.bulb")
+    assert twin is not None and twin["source"] == "ha_discovery" and twin["exposed"] is False
+    assert rows["light.z2m_000b57fffec6a5b2_light"]["exposed"] is True
+    assert twin["device_ids"] == rows["light.z2m_000b57fffec6a5b2_light"]["device_ids"] == [
+        f"zigbee:{BULB_IEEE}"]
+
     # What the recordings say cannot be used is not listed: the coordinator, a device
     # still being interviewed, an unsupported one.
     names = {row["name"] for row in rows.values() if row["source"] == "zigbee2mqtt"}
@@ -309,6 +331,8 @@ async def test_ask_switches_a_device_on_its_own_protocol(
     else:
         assert sent == payload
     assert reply["success"] is True, reply
+    # one command: the bulb's HA discovery twin is not a second target
+    assert len(home.devices.commands) - before == 1, home.devices.commands[before:]
     assert all(not retain for _t, _p, retain in home.devices.commands)  # commands never retained
 
 
