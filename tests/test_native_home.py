@@ -137,7 +137,7 @@ class Devices:
         self.client.loop_stop()
 
     def _on_message(self, client: paho.Client, _userdata: object, msg: paho.MQTTMessage) -> None:
-        if not is_read(msg.payload):  # the Shelly adapter reading a device is no command
+        if not is_read(msg.topic, msg.payload):  # reading a device is no command
             self.commands.append((msg.topic, msg.payload, msg.retain))
         self._answer(client, msg.topic, msg.payload)
         self._changed.set()
@@ -179,8 +179,11 @@ class Devices:
         return [(topic, decoded(payload)) for topic, payload, _ in self.commands[start:]]
 
 
-def is_read(payload: bytes) -> bool:
+def is_read(topic: str, payload: bytes) -> bool:
+    """The Shelly adapter's Shelly.Get* requests, the Tasmota adapter's State / Status 10."""
     request = decoded(payload)
+    if topic.endswith(("/State", "/Status")):
+        return payload in (b"", b"10")
     return isinstance(request, dict) and str(request.get("method", "")).startswith("Shelly.")
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from assistant.messages import EntityCommand
+from assistant.messages import EntityCommand, MqttMessage
 from assistant.registry import DeviceRegistry, Entity
 from device_adapters.base import AdapterContext, CommandNotSupportedError
 from device_adapters.tasmota import TasmotaAdapter
@@ -70,7 +70,14 @@ def hub() -> Iterator[Hub]:
     yield Hub(registry, broker, adapter)
     stop()
     assert broker.topics == set()  # stopping unsubscribes everything
-    assert broker.published == []  # reading never commands a device
+    assert all(is_status_poll(message) for message in broker.published)  # nor commands
+
+
+def is_status_poll(message: MqttMessage) -> bool:
+    """What reading may publish: a device that came online is asked its state and readings."""
+    return not message.retain and message.qos == 1 and (
+        (message.topic.endswith("/State") and message.payload == b"")
+        or (message.topic.endswith("/Status") and message.payload == b"10"))
 
 
 BASIC = "switch.tasmota_2c3ae82eb8ae_relay_1"
@@ -355,6 +362,28 @@ def test_lwt_online_and_offline_set_every_entity_of_the_device(hub: Hub) -> None
     assert len(entities) == 11 and all(entity.available for entity in entities)
     hub.broker.deliver("tele/NXSM200_01/LWT", "Offline")
     assert not any(entity.available for entity in hub.registry.all_entities())
+
+
+def test_a_device_that_comes_online_is_asked_its_state_once(hub: Hub) -> None:
+    hub.discover("sonoff_basic", ft="home/%prefix%/%topic%/", tp=["c", "s", "t"])
+    polls = [("home/c/SONOFF_B1/State", b""), ("home/c/SONOFF_B1/Status", b"10")]  # + DS18B20
+    hub.broker.deliver("home/t/SONOFF_B1/LWT", "Online")
+    assert [(m.topic, m.payload) for m in hub.broker.published] == polls
+    hub.broker.deliver("home/t/SONOFF_B1/LWT", "Online")  # already online: not asked again
+    assert len(hub.broker.published) == 2
+    hub.broker.deliver("home/t/SONOFF_B1/LWT", "Offline")
+    hub.broker.deliver("home/t/SONOFF_B1/LWT", "Online")
+    assert [(m.topic, m.payload) for m in hub.broker.published] == polls * 2
+    hub.broker.deliver("home/s/SONOFF_B1/RESULT", {"POWER": "ON"})  # the State answer
+    assert hub.entity(BASIC).state == "on"
+
+
+def test_a_relay_without_sensors_is_only_asked_its_state(hub: Hub) -> None:
+    hub.discover("sonoff_t1_2ch")
+    topic = next(t for t in hub.broker.topics if t.endswith("/LWT"))
+    hub.broker.deliver(topic, "Online")
+    assert [m.payload for m in hub.broker.published] == [b""]
+    assert hub.broker.published[0].topic.endswith("/State")
 
 
 def test_lwt_texts_other_than_the_devices_are_ignored(hub: Hub) -> None:

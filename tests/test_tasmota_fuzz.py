@@ -34,7 +34,7 @@ from device_adapters.tasmota import TasmotaAdapter
 from tests.adapter_support import (DELETE, ErrorLog, FakeBroker, assert_clean,
                                    assert_entity_bounded, assert_exact_topic, leaves,
                                    logged_errors, mutated)
-from tests.test_tasmota import PREFIX, fake_broker
+from tests.test_tasmota import PREFIX, fake_broker, is_status_poll
 
 PAYLOADS = 10_000  # handled payloads (discovery documents and reports), at the least
 EXAMPLES = 1_500
@@ -232,7 +232,11 @@ def check_consistent(registry: DeviceRegistry, adapter: TasmotaAdapter, broker: 
     for topic in broker.topics:
         if topic != PREFIX + "/#":  # the adapter's one filter, on its own prefix
             assert_exact_topic(topic)
-    assert broker.published == []  # handling device messages never commands a device
+    # handling device messages never commands a device; one that came online is asked
+    # its state (and readings) once
+    assert all(is_status_poll(message) for message in broker.published), broker.published
+    for message in broker.published:
+        assert_exact_topic(message.topic)
     params = [{}, {"brightness": 128, "rgb_color": [1, 2, 3]}, {"position": 50},
               {"hs_color": [10, 20], "color_temp_kelvin": 3000}]
     for entity in entities:  # every offered service encodes, or is refused as unsupported
@@ -282,6 +286,8 @@ def test_the_invariants_catch_a_wildcard_subscription_and_a_published_message() 
     with pytest.raises(AssertionError):
         check_consistent(registry, adapter, broker)
     unsubscribe()
+    broker.publish(MqttMessage("cmnd/x/State", b"", qos=1))  # a poll may be published
+    check_consistent(registry, adapter, broker)
     broker.publish(MqttMessage("cmnd/x/POWER", b"ON"))
     with pytest.raises(AssertionError):
         check_consistent(registry, adapter, broker)

@@ -81,22 +81,26 @@ async def test_a_replayed_sonoff_basic_is_switched_with_an_unretained_power_comm
         async with hub(broker, TasmotaAdapter(), "tasmota-replay") as (registry, gateway):
             await registry_until(registry, lambda: (entity := registry.get(RELAY)) is not None
                                  and entity.available)
+            # Online: asked what it is now, its state and its DS18B20 reading.
+            polls = await observer.received(2)
+            assert [(m.topic, m.payload, m.retain) for m in polls] == [
+                ("cmnd/SONOFF_B1/State", b"", False), ("cmnd/SONOFF_B1/Status", b"10", False)]
             device.publish("stat/SONOFF_B1/RESULT", json.dumps({"POWER": "OFF"}), retain=False)
             await registry_until(registry, lambda: registry.get(RELAY).state == "off")
 
             relay = registry.get(RELAY)
             await gateway.send([(relay, EntityCommand(RELAY, "turn_on"))])
-            (command,) = await observer.received(1)
+            command = (await observer.received(3))[2]
             assert (command.topic, command.payload, command.qos) == (
                 "cmnd/SONOFF_B1/POWER", b"ON", 1)
             assert command.retain is False
 
             # The observer does see a retained flag when one is set: the check can fail.
             device.publish("cmnd/SONOFF_B1/POWER", "OFF", retain=True)
-            retained = (await observer.received(2))[1]
+            retained = (await observer.received(4))[3]
             assert retained.retain is True
             device.publish("cmnd/SONOFF_B1/POWER", "", retain=True)  # clear it again
-            await observer.received(3)
+            await observer.received(5)
 
             # The device's answer is read back.
             device.publish("stat/SONOFF_B1/RESULT", json.dumps({"POWER": "ON"}), retain=False)

@@ -11,8 +11,9 @@ the device's online text (a device in deep sleep is always available); commands 
 and prefixes. Entity ids are ``<domain>.tasmota_<mac>_<relay|light|shutter>_<n>`` and
 ``sensor.tasmota_<mac>_<reading path>``; every entity carries ``device_ids`` ``mac:<mac>``.
 
-Nothing is published while reading: Home Assistant polls a device's status when it comes
-online, this adapter waits for the device's own reports (teleperiod, state changes).
+A device that comes online (its LWT) is asked what it is now, as Home Assistant's Tasmota
+integration does: ``State`` (answered on RESULT) and, when it has sensors or shutters,
+``Status 10``; nothing else is ever published while reading.
 Hostile devices are data: payload sizes go through ``Intake``, topics are checked exact, the
 devices and sensor documents kept are bounded by ``max_entities_per_source``, device text is
 cleaned and bounded like every adapter's.
@@ -245,11 +246,16 @@ class TasmotaAdapter(DeviceAdapter):
         tracked = self._tracked.get(mac)
         if tracked is None or payload.text not in (tracked.device.online, tracked.device.offline):
             return
+        came_online = payload.text == tracked.device.online and not tracked.available
         tracked.available = payload.text == tracked.device.online
         for entity_id in tracked.entity_ids:
             self._registry.update_state(entity_id, available=tracked.available)
+        if came_online:
+            for message in commands.status_polls(tracked.device):
+                self._running.publish(message)
 
     # -- commands -----------------------------------------------------------------------------
+
 
     def encode(self, entity: Entity, command: EntityCommand) -> list[MqttMessage]:
         return commands.encode(entity, command)

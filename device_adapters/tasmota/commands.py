@@ -17,6 +17,7 @@ from typing import Any
 from assistant.messages import EntityCommand, MqttMessage
 from assistant.registry import Entity
 from device_adapters.base import CommandNotSupportedError
+from device_adapters.tasmota.discovery import Device
 from device_adapters.wire import brightness_to_wire, clamp, is_exact_topic, mired_kelvin
 
 Config = dict[str, Any]
@@ -141,3 +142,12 @@ def encode(entity: Entity, request: EntityCommand) -> list[MqttMessage]:
         return handler(entity, dict(request.params))
     except (KeyError, TypeError) as error:  # a wire from an older or damaged registry row
         raise CommandNotSupportedError(f"{entity.entity_id}: {error!r}") from None
+
+
+def status_polls(device: Device) -> list[MqttMessage]:
+    """What a device that came online is asked (payloads as Tasmota's docs give them):
+    its state, reported on RESULT, and its sensors and shutters, on STATUS10."""
+    polls = [MqttMessage(device.topics.command + "State", b"", qos=COMMAND_QOS)]
+    if any(spec.wire["kind"] in ("sensor", "shutter") for spec in device.entities):
+        polls.append(MqttMessage(device.topics.command + "Status", b"10", qos=COMMAND_QOS))
+    return [poll for poll in polls if is_exact_topic(poll.topic)]
