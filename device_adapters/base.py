@@ -16,11 +16,11 @@ from typing import ClassVar
 
 # CommandNotSupportedError is what encode() raises: part of the contract, named here too.
 from assistant.messages import CommandNotSupportedError, EntityCommand, MqttMessage
-from assistant.registry import DeviceRegistry, Entity
+from assistant.registry import DeviceRegistry, Entity, normalize_name
 from device_adapters.intake import Intake
 
 __all__ = ["AdapterContext", "CommandNotSupportedError", "DeviceAdapter", "ReportWait",
-           "Running", "Subscriptions"]
+           "Running", "Subscriptions", "feature_name"]
 
 MessageHandler = Callable[[MqttMessage], None]
 Unsubscribe = Callable[[], None]
@@ -161,3 +161,12 @@ class DeviceAdapter(ABC):
         """Whether ``entity`` tells what it did; False for an optimistic device, which is
         assumed to obey and never confirms."""
         return True
+
+
+def feature_name(device: str, feature: str | None) -> str:
+    """What one feature of a device is called: the device's name, followed by the
+    feature's unless the device's name already says it ("Living Room Temperature", not
+    "Living Room Temperature Temperature")."""
+    if not feature or f" {normalize_name(feature)} " in f" {normalize_name(device)} ":
+        return device
+    return f"{device} {feature}"

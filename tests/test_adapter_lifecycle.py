@@ -12,7 +12,7 @@ import pytest
 
 from assistant.messages import EntityCommand, MqttMessage
 from assistant.registry import DeviceRegistry, Entity
-from device_adapters.base import AdapterContext, DeviceAdapter, Running
+from device_adapters.base import AdapterContext, DeviceAdapter, Running, feature_name
 from tests.adapter_support import FakeBroker
 
 
@@ -132,3 +132,15 @@ def test_a_library_that_logs_each_device_message_is_heard_once_per_line(
         library.warning("Unknown unit %s for %s", "cubit", "Pressure")
     lines = [r.getMessage() for r in caplog.records if r.name.startswith("hatasmota")]
     assert lines == ["Unknown unit furlong for Temperature", "Unknown unit cubit for Pressure"]
+
+
+@pytest.mark.parametrize(("device", "feature", "name"), [
+    ("Living Room Temperature", "Temperature", "Living Room Temperature"),
+    ("Hall sensor", "Temperature", "Hall sensor Temperature"),
+    ("Radiator", None, "Radiator"),
+    ("Tempest", "Temp", "Tempest Temp"),  # words, not letters
+    ("hall_switch", "Switch", "hall_switch"),
+])
+def test_a_feature_is_named_after_its_device_without_saying_a_word_twice(
+        device: str, feature: str | None, name: str) -> None:
+    assert feature_name(device, feature) == name

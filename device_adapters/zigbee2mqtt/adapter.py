@@ -43,7 +43,7 @@ import device_adapters.zigbee2mqtt.state as state
 from assistant.device_data import bounded_attributes, clean_text
 from assistant.messages import EntityCommand, MqttMessage
 from assistant.registry import Entity, RegistryFullError
-from device_adapters.base import DeviceAdapter, Running, Subscriptions
+from device_adapters.base import DeviceAdapter, Running, Subscriptions, feature_name
 from device_adapters.intake import SKIP_ERRORS
 from device_adapters.wire import is_exact_topic, parse_json_object
 from device_adapters.zigbee2mqtt.exposes import (
@@ -322,7 +322,7 @@ class Zigbee2MqttAdapter(DeviceAdapter):
                                    "%s skipped", entity_id, unique_id)
             return None
         device = display_name(node.friendly_name)
-        name = clean_text(f"{device} {spec.label}" if spec.label else device, 100) or object_id
+        name = clean_text(feature_name(device, spec.label), 100) or object_id
         topic = f"{self._base}/{node.friendly_name}"
         wire: dict[str, Any] = {
             "kind": spec.domain,
