@@ -85,7 +85,8 @@ def bulb_over_ha_discovery(topics: Topics) -> tuple[str, bytes]:
 def replay(topics: Topics) -> list[tuple[str, bytes]]:
     """The retained messages the four protocols' devices leave on the broker."""
     z2m = [(f"{topics.z2m}/bridge/state", b"online"),
-           (f"{topics.z2m}/bridge/devices", as_payload(recorded("zigbee2mqtt/bridge_devices.json"))),
+           (f"{topics.z2m}/bridge/devices",
+            as_payload(recorded("zigbee2mqtt/bridge_devices.json"))),
            (f"{topics.z2m}/bridge/groups", as_payload(recorded("zigbee2mqtt/bridge_groups.json")))]
     for section in recorded("zigbee2mqtt/states.json").values():
         z2m += [(f"{topics.z2m}/{name}", as_payload(state)) for name, state in section.items()]
@@ -314,7 +315,8 @@ async def test_every_native_device_is_listed_with_its_capabilities(home: Home) -
 SWITCH_ONE_OF_EACH = [
     # (request, topic suffix after the protocol's prefix, expected payload)
     ("turn on the bulb", "z2m", "bulb/set", {"state": "ON"}),
-    ("turn on the kettle", "shelly", "rpc", {"method": "Switch.Set", "params": {"id": 0, "on": True}}),
+    ("turn on the kettle", "shelly", "rpc",
+     {"method": "Switch.Set", "params": {"id": 0, "on": True}}),
     ("turn off the kitchen light", "homie", "5/kitchen-light/light/power/set", False),
 ]
 
