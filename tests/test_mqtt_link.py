@@ -5,6 +5,7 @@ import contextlib
 import re
 import signal
 import subprocess
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
@@ -79,6 +80,32 @@ async def test_subscribe_publish_and_unsubscribe(broker: Broker) -> None:
         finally:
             publisher.close()
             recorder.close()
+
+
+async def test_a_late_handler_of_a_subscribed_topic_hears_its_retained_message(
+        broker: Broker) -> None:
+    """Two entities sharing an availability topic: the second must hear "online" too, and the
+    first must not hear it twice."""
+    topic = f"shared-{uuid.uuid4().hex[:8]}/availability"
+    publisher = Recorder(broker.port, "unused")
+    publisher.client.publish(topic, b"online", qos=1, retain=True).wait_for_publish(5)
+    try:
+        async with running(MqttLink(link_config(broker.port))) as link:
+            first: list[MqttMessage] = []
+            link.subscribe(topic, first.append)
+            await link.wait_connected(10)
+            await until(lambda: bool(first))
+            second: list[MqttMessage] = []
+            link.subscribe(topic, second.append)
+            await until(lambda: bool(second))
+            assert second == [MqttMessage(topic, b"online", 1, True)]
+            publisher.client.publish(topic, b"offline", qos=1).wait_for_publish(5)
+            await until(lambda: len(second) == 2 and len(first) == 2)
+            assert [m.payload for m in first] == [b"online", b"offline"]  # not "online" twice
+            assert [m.payload for m in second] == [b"online", b"offline"]
+    finally:
+        publisher.client.publish(topic, b"", qos=1, retain=True).wait_for_publish(5)
+        publisher.close()
 
 
 async def test_status_topic_and_last_will(broker: Broker) -> None:

@@ -57,6 +57,9 @@ class MqttLink:
         self._client_id = config.client_id + client_id_suffix
         self._exact: dict[str, list[MessageHandler]] = {}
         self._wildcard: dict[str, list[MessageHandler]] = {}
+        # Handlers added to an exact topic already subscribed, waiting for its retained
+        # message: the broker re-sends it on a repeated SUBSCRIBE, to them only.
+        self._awaiting_retained: dict[str, list[MessageHandler]] = {}
         self._queue: deque[_Outgoing] = deque()
         # QoS 1 messages paho holds until the broker acknowledges them, by paho's mid. Only
         # touched under paho's out-message lock, which paho also holds when it acknowledges.
@@ -87,13 +90,23 @@ class MqttLink:
         table = self._wildcard if ("#" in topic_filter or "+" in topic_filter) else self._exact
         handlers = table.setdefault(topic_filter, [])
         handlers.append(handler)
-        if len(handlers) == 1 and self.connected and self._client is not None:
-            self._client.subscribe(topic_filter, qos=1)
+        if self.connected and self._client is not None:
+            if len(handlers) == 1:
+                self._client.subscribe(topic_filter, qos=1)
+            elif table is self._exact:
+                # A later handler of a topic (a second entity sharing an availability topic)
+                # must hear its retained state too: subscribing again makes the broker re-send
+                # it (MQTT 3.1.1, 3.8.4), and dispatch hands that copy to the late ones only.
+                self._awaiting_retained.setdefault(topic_filter, []).append(handler)
+                self._client.subscribe(topic_filter, qos=1)
 
         def unsubscribe() -> None:
             if handler not in handlers:
                 return
             handlers.remove(handler)
+            waiting = self._awaiting_retained.get(topic_filter, [])
+            if handler in waiting:
+                waiting.remove(handler)
             if not handlers:
                 del table[topic_filter]
                 if self.connected and self._client is not None:
@@ -262,6 +275,7 @@ class MqttLink:
         log.info("connected to MQTT broker %s:%d", self.config.host, self.config.port)
         self.last_error = None
         filters = [*self._exact, *self._wildcard]
+        self._awaiting_retained.clear()  # every handler hears the retained messages now
         if filters:
             self._client.subscribe([(f, 1) for f in filters])
         self._client.publish(self.status_topic, b"online", qos=1, retain=True)
@@ -288,10 +302,14 @@ class MqttLink:
             self._send(item)
 
     def _dispatch(self, message: MqttMessage) -> None:
-        handlers = list(self._exact.get(message.topic, ()))
-        for topic_filter, wildcard_handlers in self._wildcard.items():
-            if paho.topic_matches_sub(topic_filter, message.topic):
-                handlers.extend(wildcard_handlers)
+        late = self._awaiting_retained.pop(message.topic, None) if message.retain else None
+        if late:  # the copy a repeated SUBSCRIBE brought: the others heard it already
+            handlers = late
+        else:
+            handlers = list(self._exact.get(message.topic, ()))
+            for topic_filter, wildcard_handlers in self._wildcard.items():
+                if paho.topic_matches_sub(topic_filter, message.topic):
+                    handlers.extend(wildcard_handlers)
         for handler in handlers:
             try:
                 handler(message)
