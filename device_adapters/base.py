@@ -20,7 +20,7 @@ from assistant.registry import DeviceRegistry, Entity, normalize_name
 from device_adapters.intake import Intake
 
 __all__ = ["AdapterContext", "CommandNotSupportedError", "DeviceAdapter", "ReportWait",
-           "Running", "Subscriptions", "feature_name"]
+           "Running", "Subscriptions", "feature_name", "words_in"]
 
 MessageHandler = Callable[[MqttMessage], None]
 Unsubscribe = Callable[[], None]
@@ -163,10 +163,15 @@ class DeviceAdapter(ABC):
         return True
 
 
+def words_in(part: str, whole: str) -> bool:
+    """Whether ``part``'s words stand, in order, within ``whole``'s."""
+    return f" {normalize_name(part)} " in f" {normalize_name(whole)} "
+
+
 def feature_name(device: str, feature: str | None) -> str:
     """What one feature of a device is called: the device's name, followed by the
     feature's unless the device's name already says it ("Living Room Temperature", not
     "Living Room Temperature Temperature")."""
-    if not feature or f" {normalize_name(feature)} " in f" {normalize_name(device)} ":
+    if not feature or words_in(feature, device):
         return device
     return f"{device} {feature}"

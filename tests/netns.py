@@ -36,3 +36,13 @@ def run_python(*arguments: str, timeout: float) -> Any:
                            timeout=timeout, cwd=REPO)
     assert child.returncode == 0, child.stderr[-4000:]
     return json.loads(child.stdout.strip().splitlines()[-1])
+
+
+def start_mosquitto(port: int, directory: Path, host: str = "127.0.0.1") -> subprocess.Popen[bytes]:
+    """A real Mosquitto inside the namespace (call it from the child); "user root" keeps it
+    from dropping privileges to a user the namespace cannot map."""
+    conf = directory / "mosquitto.conf"
+    conf.write_text(f"user root\nlistener {port} {host}\nallow_anonymous true\n"
+                    "persistence false\n")
+    return subprocess.Popen(["mosquitto", "-c", str(conf)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)

@@ -9,28 +9,17 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.netns import run_python
+from tests.netns import run_python, start_mosquitto
 
 LOOPBACK = "127.0.0.1"
 BROKER_PORT = 18831  # inside the namespace: nothing else listens there
 WAIT_S = 20.0
-
-
-def start_mosquitto(directory: Path) -> subprocess.Popen[bytes]:
-    """"user root" keeps Mosquitto from dropping privileges to a user the namespace cannot
-    map."""
-    conf = directory / "mosquitto.conf"
-    conf.write_text(f"user root\nlistener {BROKER_PORT} {LOOPBACK}\nallow_anonymous true\n"
-                    "persistence false\n")
-    return subprocess.Popen(["mosquitto", "-c", str(conf)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
 
 
 async def run_daemon(state_dir: Path, mqtt: dict[str, Any]) -> dict[str, Any]:
@@ -58,7 +47,7 @@ async def scenario() -> dict[str, Any]:
 
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as directory:
-        mosquitto = start_mosquitto(Path(directory))
+        mosquitto = start_mosquitto(BROKER_PORT, Path(directory))
         try:
             results["nothing advertised"] = await run_daemon(
                 Path(directory) / "a", {"base_topic": "mdns-a", "client_id": "mdns-a"})

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import subprocess
 import sys
 import tempfile
 from collections.abc import AsyncIterator
@@ -29,6 +28,7 @@ from assistant.transport.mqtt_link import MqttLink
 from tests.conftest import Broker
 from tests.test_api import Served
 from tests.test_appliances_mdns import LOOPBACK, WAIT_S, Events, run_isolated, service_info
+from tests.netns import start_mosquitto
 from tests.test_mqtt_link import running
 
 REPO = Path(__file__).resolve().parents[1]
@@ -163,16 +163,6 @@ async def test_requests_beyond_those_in_flight_are_told_to_retry() -> None:
 
 
 # -- with appliances: mDNS in a namespace ----------------------------------------------------
-
-def start_mosquitto(port: int, directory: Path) -> subprocess.Popen[bytes]:
-    """A real Mosquitto inside the namespace; "user root" keeps it from dropping privileges
-    to a user the namespace cannot map."""
-    conf = directory / "mosquitto.conf"
-    conf.write_text(f"user root\nlistener {port} {LOOPBACK}\nallow_anonymous true\n"
-                    "persistence false\n")
-    return subprocess.Popen(["mosquitto", "-c", str(conf)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-
 
 async def wait_for_port(port: int) -> None:
     async def attempt() -> None:

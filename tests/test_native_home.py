@@ -44,24 +44,32 @@ def as_payload(value: Any) -> bytes:
     return (value if isinstance(value, str) else json.dumps(value)).encode()
 
 
-@dataclass
+@dataclass(frozen=True)
 class Topics:
     """Where this test's devices live: prefixes of their own, so no retained message of
     another test is read, and none of ours outlives the test."""
 
     base: str
-    z2m: str = ""
-    tasmota_discovery: str = ""
-    tasmota_topic: str = ""
-    shelly: str = ""
-    homie: str = ""
 
-    def __post_init__(self) -> None:
-        self.z2m = f"{self.base}-z2m"
-        self.tasmota_discovery = f"{self.base}-tasmota/discovery"
-        self.tasmota_topic = f"{self.base}_B1"
-        self.shelly = f"{self.base}-plus1pm"
-        self.homie = f"{self.base}-homie"
+    @property
+    def z2m(self) -> str:
+        return f"{self.base}-z2m"
+
+    @property
+    def tasmota_discovery(self) -> str:
+        return f"{self.base}-tasmota/discovery"
+
+    @property
+    def tasmota_topic(self) -> str:
+        return f"{self.base}_B1"
+
+    @property
+    def shelly(self) -> str:
+        return f"{self.base}-plus1pm"
+
+    @property
+    def homie(self) -> str:
+        return f"{self.base}-homie"
 
 
 SHELLY = recorded("shelly/plus1pm.json")

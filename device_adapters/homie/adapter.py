@@ -20,7 +20,7 @@ import device_adapters.homie.commands as commands
 from assistant.device_data import bounded_attributes, bounded_value, clean_text
 from assistant.messages import EntityCommand, MqttMessage
 from assistant.registry import Entity, RegistryFullError, normalize_name
-from device_adapters.base import DeviceAdapter, Running, Subscriptions
+from device_adapters.base import DeviceAdapter, Running, Subscriptions, words_in
 from device_adapters.homie.description import (
     AVAILABLE_STATES,
     STATES,
@@ -291,11 +291,11 @@ class HomieAdapter(DeviceAdapter):
         device_name = clean_text(device.spec.name, 100) or device.id
         label = clean_text(plan.label, 100) or plan.key.rsplit("/", 1)[-1]
         name, aliases = label, [f"{device_name} {label}"]
-        if _words_in(label, device_name):
+        if words_in(label, device_name):
             name, aliases = device_name, []  # "Light" of the "Kitchen light": the device's name
         elif normalize_name(label) in GENERIC_LABELS:
             name = device_name  # the "State" of the "Fireplace" is the fireplace
-        elif _words_in(device_name, label):
+        elif words_in(device_name, label):
             aliases = []
         root = f"{self._base}/5" if device.version == 5 else self._base
         topics = {part.role: f"{root}/{device.id}/{part.node}/{part.spec.id}"
@@ -362,8 +362,3 @@ class HomieAdapter(DeviceAdapter):
 
     def reports_state(self, entity: Entity) -> bool:
         return commands.reports_state(entity)
-
-
-def _words_in(part: str, whole: str) -> bool:
-    """Whether ``part``'s words stand, in order, within ``whole``'s."""
-    return f" {normalize_name(part)} " in f" {normalize_name(whole)} "
