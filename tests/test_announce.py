@@ -374,11 +374,13 @@ async def test_our_discovery_adapter_makes_working_entities_of_the_announcement(
         hub = hub_on(hub_link, names, set_muted=muted.append)
         other = hub_on(hub_link, names, "hall-hub")
         stops = [hub.start(), other.start()]
-        await _registry_until(registry, lambda: len(ours()) == 5)
-
-        hub.record("what is the code 1234", ConversationResponse("No code needed.", path="llm"))
         request_id, result_id, switch_id = (f"kitchen-hub_{key}" for key in (
             "last_request", "last_result", "mute_listening"))
+        # The switch's retained state and the availability arrive after its config, in any order.
+        await _registry_until(registry, lambda: len(ours()) == 5 and ours()[switch_id].state == "off"
+                              and all(e.available for e in ours().values()))
+
+        hub.record("what is the code 1234", ConversationResponse("No code needed.", path="llm"))
         await _registry_until(registry, lambda: ours()[result_id].state == "No code needed.")
         entities = ours()
         switch = entities[switch_id]
