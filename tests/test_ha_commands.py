@@ -13,7 +13,7 @@ from assistant.messages import EntityCommand
 from assistant.registry import DeviceRegistry, Entity
 from device_adapters.base import AdapterContext, CommandNotSupportedError
 from device_adapters.ha_discovery.adapter import HomeAssistantDiscoveryAdapter
-from device_adapters.ha_discovery.templates import (
+from assistant.templating import (
     TemplateRenderError,
     UnsupportedTemplateError,
     render_template,

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from device_adapters.ha_discovery import templates
-from device_adapters.ha_discovery.templates import (
+from assistant import templating as templates
+from assistant.templating import (
     MAX_SIZE,
     TemplateRenderError,
     UnsupportedTemplateError,

@@ -13,7 +13,7 @@ PACKAGES = ("assistant", "skills", "device_adapters")
 # What each group may import from the project, besides its own package.
 ALLOWED = {
     "device_adapters": ("assistant.messages", "assistant.registry", "assistant.device_data",
-                        "device_adapters"),
+                        "assistant.templating", "device_adapters"),
     "assistant.transport": ("assistant.messages", "assistant.config", "assistant.transport"),
 }
 # The core reasons about entities and commands, never about a wire or an adapter's errors.

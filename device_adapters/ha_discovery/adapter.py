@@ -47,7 +47,7 @@ from device_adapters.ha_discovery.availability import Availability, availability
 from device_adapters.ha_discovery.components import SUPPORTED_COMPONENTS, kind_for
 from device_adapters.ha_discovery.components.kind import ComponentKind, Reader, Request
 from device_adapters.ha_discovery.components.shared import ATTRIBUTES_READER
-from device_adapters.ha_discovery.templates import TemplateError, render_template, value_variables
+from assistant.templating import TemplateError, render_template, value_variables
 from device_adapters.ha_discovery.vocabulary import (
     COMPONENT_ID,
     DEFAULT_PREFIX,

@@ -11,7 +11,7 @@ from assistant.messages import MqttMessage
 from assistant.registry import Entity
 from device_adapters.base import CommandNotSupportedError
 from device_adapters.ha_discovery.components.kind import Command, Reader, Request, Update
-from device_adapters.ha_discovery.templates import TemplateError, render_template
+from assistant.templating import TemplateError, render_template
 from device_adapters.ha_discovery.vocabulary import Config
 from device_adapters.wire import (
     PAYLOAD_NONE,

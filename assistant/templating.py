@@ -1,4 +1,6 @@
-"""Device templates (``value_template``, ``command_template`` ...) in Jinja's sandbox.
+"""Home Assistant templates in Jinja's sandbox: devices' ``value_template`` and
+``command_template`` (HA discovery), and rules' templates (``assistant/rules/templates.py``
+adds the state helpers there).
 
 Templates are rendered by jinja2's ``ImmutableSandboxedEnvironment`` with what Home Assistant
 offers MQTT devices: ``value`` and ``value_json`` (undefined when the payload is not JSON);
