@@ -25,18 +25,21 @@ from assistant.messages import (
     CommandNotSupportedError,
     ConversationRequest,
     ConversationResponse,
+    ScheduledRun,
     ToolCall,
     UnderstandingPath,
 )
 from assistant.registry import DeviceRegistry, Entity, normalize_name
 from assistant.safety import SECRET_MARK, SafetyPolicy, extract_secrets, redact
-from assistant.understanding.fastpath import FastPath
+from assistant.understanding.fastpath import COMMAND_TEXT, NO_MATCH, FastPath
 from device_adapters.base import ReportWait
 from skills.base import (
     CommandSink,
+    ScheduledCall,
     SkillRegistry,
     ToolContext,
     ToolValidationError,
+    call_entity_ids,
     spoken_names,
 )
 
@@ -58,6 +61,9 @@ SWEEPING_TOOLS = frozenset({"turn_on", "turn_off", "open", "close"})
 MAX_GUESSES = 3  # at most this many unnamed devices are offered in one question
 
 Answer = Literal["yes", "no", "mixed"]
+# The unheard notices (a timer that went off, a reminder) for a conversation or an area, as
+# the words to say before the next reply there; "" when there are none.
+NoticesForReply = Callable[[str | None, str | None], str]
 
 
 def classify_answer(text: str) -> Answer | None:
@@ -132,6 +138,7 @@ class Conversation:
                  fast_path: FastPath | None, reasoner: Reasoner | None,
                  config: UnderstandingConfig, *, policy: SafetyPolicy,
                  report_wait: ReportWait | None = None,
+                 notices_for_reply: NoticesForReply | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.registry = registry
         self.skills = skills
@@ -141,6 +148,7 @@ class Conversation:
         self.config = config
         self.policy = policy
         self.report_wait = report_wait
+        self.notices_for_reply = notices_for_reply
         self.clock = clock
         self._states: dict[str, _ConversationState] = {}
 
@@ -148,8 +156,29 @@ class Conversation:
         conversation_id = request.conversation_id or f"area:{request.area or '-'}"
         state = self._states.setdefault(conversation_id, _ConversationState())
         async with state.lock:  # one utterance at a time per conversation keeps "yes" sane
-            response = await self._handle(request, state)
+            response = await self._handle(replace(request, conversation_id=conversation_id),
+                                          state)
+        told = self.notices_for_reply(conversation_id, request.area) \
+            if self.notices_for_reply else ""
+        if told:
+            response = replace(response, reply=f"{told} {response.reply}".strip())
         return replace(response, conversation_id=conversation_id)
+
+    async def run_scheduled(self, run: ScheduledRun) -> ConversationResponse:
+        """Calls a timer, schedule or rule runs on its own: the same executor and policy as
+        a spoken request; only ``run.confirmed`` counts as a yes, and nobody can be asked."""
+        context = self._context(run.area, run.conversation_id, run.confirmed)
+        replies, actions, to_confirm, success = await self._run_calls(run.calls, context,
+                                                                      run.origin)
+        if to_confirm:
+            names = spoken_names([e for e in map(self.registry.get, {
+                eid for call in to_confirm for eid in call_entity_ids(call)}) if e is not None])
+            replies = [r for r in replies if not r.rstrip().endswith("?")]
+            replies.append(f"I left {names} alone: that needs your yes, and nobody confirmed "
+                           "it for this.")
+            success = False
+        return ConversationResponse(" ".join(r for r in replies if r), tuple(actions), "none",
+                                    conversation_id=run.conversation_id, success=success)
 
     async def _handle(self, request: ConversationRequest,
                       state: _ConversationState) -> ConversationResponse:
@@ -166,6 +195,8 @@ class Conversation:
         hint = None
         if self.fast_path is not None:
             result = self.fast_path.understand(text, request.area)
+            if not all(self.skills.has_tool(call.tool) for call in result.calls):
+                result = NO_MATCH  # a skill that is switched off (automation.enabled: false)
             if result.calls:
                 return await self._execute(text, result.calls, "fast", request, state)
             if result.reply is not None and not result.unresolved:
@@ -223,7 +254,7 @@ class Conversation:
     async def _reason(self, text: str, request: ConversationRequest,
                       state: _ConversationState, hint: str | None) -> ConversationResponse:
         grounding = Grounding(self.registry, self.policy, text, self._previous_targets(state))
-        if not grounding.about_the_home():
+        if not grounding.about_the_home() and not self.skills.speaks_of_a_skill(grounding.words):
             reply = f"{_CANNOT} {self._capabilities()}" if self.skills.capabilities() \
                 else _CANNOT
             return self._remember(text, (), ConversationResponse(reply, success=False), state)
@@ -279,6 +310,10 @@ class Conversation:
         for call in calls:
             if grounding.contradicts(call.tool):
                 continue  # "turn it off" answered with turn_on
+            if "entity_ids" not in call.args:
+                if self._grounded_without_targets(call, grounding):
+                    kept.append(call)
+                continue
             targets = [e for e in map(self.registry.get, call.args.get("entity_ids", ()))
                        if e is not None]
             reasons = {e.entity_id: grounding.reason(e) for e in targets}
@@ -311,15 +346,54 @@ class Conversation:
             ask_first = set()
         return tuple(kept), frozenset(ask_first), list(left_alone.values())
 
+    def _grounded_without_targets(self, call: ToolCall, grounding: Grounding) -> bool:
+        """A call that acts on no device now (a timer, a list, a reminder) runs only when the
+        request speaks of what its skill is about, and the devices it keeps for later
+        ("in 5 minutes turn off the lights") are each named by the request, never a guess."""
+        if not self.skills.topic_words(call.tool) & set(grounding.words):
+            return False
+        kept = [self.registry.get(eid) for eid in call_entity_ids(call)]
+        return all(e is not None and grounding.reason(e) not in (None, "sweep") for e in kept)
+
     # -- execution -------------------------------------------------------------------------
 
     async def _execute(self, text: str, calls: tuple[ToolCall, ...], path: UnderstandingPath,
                        request: ConversationRequest, state: _ConversationState,
                        confirmed: frozenset[str] = frozenset(),
                        ask_first: frozenset[str] = frozenset()) -> ConversationResponse:
-        context = ToolContext(self.registry, self.send, self.policy, area=request.area,
-                              confirmed=confirmed, ask_first=ask_first,
-                              report_wait=self.report_wait)
+        context = self._context(request.area, request.conversation_id, confirmed, ask_first)
+        calls, problems = self._with_commands_understood(calls, request.area)
+        replies, actions, to_confirm, success = await self._run_calls(calls, context, path)
+        replies = [*problems, *replies]
+        success = success and not problems
+        pending = None
+        if to_confirm:
+            pending = _Pending(uuid.uuid4().hex[:12], tuple(to_confirm), frozenset(
+                eid for call in to_confirm for eid in call_entity_ids(call)),
+                self.clock() + self.config.confirmation_window_s)
+        state.pending = pending
+        response = ConversationResponse(
+            " ".join(r for r in replies if r), tuple(actions), path,
+            awaiting_confirmation=pending is not None,
+            confirmation_id=pending.id if pending else None,
+            pending=tuple(Action(call.tool, eid, redact({k: v for k, v in call.args.items()
+                                                         if k != "entity_ids"}))
+                          for call in to_confirm for eid in call_entity_ids(call)),
+            success=success)
+        return self._remember(text, calls, response, state)
+
+    def _context(self, area: str | None, conversation_id: str | None,
+                 confirmed: frozenset[str] = frozenset(),
+                 ask_first: frozenset[str] = frozenset()) -> ToolContext:
+        return ToolContext(self.registry, self.send, self.policy, area=area,
+                           confirmed=confirmed, ask_first=ask_first,
+                           report_wait=self.report_wait, conversation_id=conversation_id,
+                           skills=self.skills)
+
+    async def _run_calls(self, calls: tuple[ToolCall, ...], context: ToolContext,
+                         origin: str) -> tuple[list[str], list[Action], list[ToolCall], bool]:
+        """Every call through its tool: the replies, what was done, what waits for a yes,
+        and whether all of it worked."""
         replies: list[str] = []
         actions: list[Action] = []
         to_confirm: list[ToolCall] = []
@@ -328,7 +402,7 @@ class Conversation:
             try:
                 result = await self.skills.run(call, context)
             except ToolValidationError as exc:
-                log.warning("rejected %s call: %s", path, exc)
+                log.warning("rejected %s call: %s", origin, exc)
                 replies.append(f"Sorry, I couldn't {call.tool.replace('_', ' ')} that.")
                 success = False
                 continue
@@ -344,21 +418,34 @@ class Conversation:
             actions.extend(result.actions)
             to_confirm.extend(result.needs_confirmation)
             success = success and result.success
-        pending = None
-        if to_confirm:
-            pending = _Pending(uuid.uuid4().hex[:12], tuple(to_confirm), frozenset(
-                eid for call in to_confirm for eid in call.args.get("entity_ids", ())),
-                self.clock() + self.config.confirmation_window_s)
-        state.pending = pending
-        response = ConversationResponse(
-            " ".join(r for r in replies if r), tuple(actions), path,
-            awaiting_confirmation=pending is not None,
-            confirmation_id=pending.id if pending else None,
-            pending=tuple(Action(call.tool, eid, redact({k: v for k, v in call.args.items()
-                                                         if k != "entity_ids"}))
-                          for call in to_confirm for eid in call.args.get("entity_ids", ())),
-            success=success)
-        return self._remember(text, calls, response, state)
+        return replies, actions, to_confirm, success
+
+    def _with_commands_understood(self, calls: tuple[ToolCall, ...], area: str | None
+                                  ) -> tuple[tuple[ToolCall, ...], list[str]]:
+        """A call that keeps a command for later ("turn off the lights in 5 minutes") has it
+        as words; the fast path turns them into the calls to keep, understood now, so they
+        are checked and confirmed when the timer or schedule is made. Calls whose command is
+        not understood are dropped with the reason."""
+        kept: list[ToolCall] = []
+        problems: list[str] = []
+        for call in calls:
+            command = call.args.get(COMMAND_TEXT)
+            if command is None:
+                kept.append(call)
+                continue
+            understood = self.fast_path.understand(str(command), area) \
+                if self.fast_path is not None else None
+            inner = understood.calls if understood is not None else ()
+            if not inner or any(COMMAND_TEXT in c.args for c in inner):
+                problems.append(understood.reply if understood is not None and understood.reply
+                                else f"Sorry, I didn't understand what to do then: "
+                                     f"\"{extract_secrets(str(command))[0]}\".")
+                continue
+            args = {k: v for k, v in call.args.items() if k != COMMAND_TEXT}
+            args["calls"] = [ScheduledCall(tool=c.tool, args=c.args).model_dump()
+                             for c in inner]
+            kept.append(ToolCall(call.tool, args))
+        return tuple(kept), problems
 
     def _remember(self, text: str, calls: tuple[ToolCall, ...], response: ConversationResponse,
                   state: _ConversationState) -> ConversationResponse:
@@ -378,7 +465,7 @@ def _named_but_untouched(grounding: Grounding, calls: tuple[ToolCall, ...],
                          left_alone: list[Entity]) -> list[Entity]:
     """Devices the request names that no call touched ("the Kitchen Lamp" when "the Lamp"
     was touched is the same device said shorter, not a dropped one)."""
-    touched = {eid for call in calls for eid in call.args.get("entity_ids", ())}
+    touched = {eid for call in calls for eid in call_entity_ids(call)}
     touched_names = [normalize_name(e.name) for e in map(grounding.registry.get, touched)
                      if e is not None]
     skipped = touched | {e.entity_id for e in left_alone}

@@ -5,6 +5,7 @@ utterance -> understanding -> ToolCall(s) -> executor -> EntityCommand(s) -> ada
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -112,3 +113,38 @@ class ConversationResponse:
             "clarification": self.clarification,
             "success": self.success,
         }
+
+
+NoticeKind = Literal["timer", "reminder", "schedule", "rule", "missed"]
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """Something the assistant says on its own: a timer is due, a reminder, a missed job.
+
+    Spoken in ``area`` (where it was set), published on MQTT, and told in the next reply of
+    ``conversation_id`` (or of that area) when no speaker there could say it.
+    """
+
+    kind: NoticeKind
+    text: str
+    area: str | None = None
+    conversation_id: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)  # published with it (ids, names)
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduledRun:
+    """Calls that a timer, schedule or rule runs on its own. They go through the same
+    executor and safety policy as a spoken request; ``confirmed`` holds only the devices the
+    user said yes for when the timer or schedule was made."""
+
+    calls: tuple[ToolCall, ...]
+    origin: str  # "timer pizza", "schedule 2", "rule hall light": for logs and replies
+    area: str | None = None
+    conversation_id: str | None = None
+    confirmed: frozenset[str] = frozenset()
+
+
+Announce = Callable[[Notice], Awaitable[None]]
+Execute = Callable[[ScheduledRun], Awaitable[ConversationResponse]]

@@ -8,13 +8,20 @@ arguments of every call, whichever path produced it, before the handler runs.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Annotated, Any, Protocol
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from assistant.messages import EntityCommand, ToolCall, ToolResult
+from assistant.messages import (
+    Action,
+    CommandNotSentError,
+    CommandNotSupportedError,
+    EntityCommand,
+    ToolCall,
+    ToolResult,
+)
 from assistant.safety import Verdict
 
 if TYPE_CHECKING:
@@ -72,6 +79,10 @@ class ToolContext:
     ask_first: frozenset[str] = frozenset()
     # How long replies wait for devices to report what a command did; None: no waiting.
     report_wait: ReportWait | None = None
+    # Who asked: timers and reminders answer there; None for a rule or a schedule.
+    conversation_id: str | None = None
+    # The tools themselves, for a tool that keeps calls to run later (``rehearse``).
+    skills: SkillRegistry | None = None
 
     async def send(self, commands: list[tuple[Entity, EntityCommand]]) -> None:
         """The one gate: every command passes the safety policy before anything is sent."""
@@ -133,6 +144,12 @@ class Skill:
     name: str = "skill"
     # What the skill can do, as the end of "I can ..." (answers "what can you do?").
     summary: str = ""
+    # Its tools act only through ``ToolContext.send``, so ``rehearse`` can run them with a
+    # sink that sends nothing, and a timer or schedule may keep them for later.
+    rehearsable: bool = False
+    # Words a request for this skill says ("timer"): the LLM's calls to its tools that name
+    # no device are kept only for a request with one of them (never for chit-chat).
+    topic_words: frozenset[str] = frozenset()
 
 
 class ToolValidationError(ValueError):
@@ -166,6 +183,22 @@ class SkillRegistry:
                 self._tools.pop(name, None)
 
         return unregister
+
+    def has_tool(self, name: str) -> bool:
+        return name in self._tools
+
+    def topic_words(self, name: str) -> frozenset[str]:
+        bound = self._tools.get(name)
+        return bound.skill.topic_words if bound is not None else frozenset()
+
+    def speaks_of_a_skill(self, words: Iterable[str]) -> bool:
+        """Whether words of a request name what some skill is about ("timer", "list")."""
+        said = set(words)
+        return any(bound.skill.topic_words & said for bound in self._tools.values())
+
+    def rehearsable(self, name: str) -> bool:
+        bound = self._tools.get(name)
+        return bound is not None and bound.skill.rehearsable
 
     def specs(self) -> list[ToolSpec]:
         return [bound.spec for bound in self._tools.values()]
@@ -203,6 +236,72 @@ class SkillRegistry:
         args = self.validate(call, context.registry)
         bound = self._tools[call.tool]
         return await bound.spec.handler(bound.skill, args, context)
+
+
+class ScheduledCall(BaseModel):
+    """A tool call kept to run later: a timer's or a schedule's command."""
+
+    model_config = ConfigDict(extra="forbid")
+    tool: str = Field(..., min_length=1, max_length=64)
+    args: dict[str, Any] = Field(default_factory=dict)
+
+    def to_call(self) -> ToolCall:
+        return ToolCall(self.tool, dict(self.args))
+
+
+@dataclass(frozen=True)
+class Rehearsal:
+    """What calls would do now, found by running them with a sink that sends nothing."""
+
+    actions: tuple[Action, ...]
+    # Devices that need the user's yes (not yet in ``ToolContext.confirmed``).
+    to_confirm: tuple[str, ...]
+    # Why calls would fail: unknown tools, bad arguments, refused or unsupported commands.
+    problems: tuple[str, ...]
+
+    @property
+    def runnable(self) -> bool:
+        return not self.problems and bool(self.actions or self.to_confirm)
+
+
+async def rehearse(calls: Sequence[ToolCall], context: ToolContext) -> Rehearsal:
+    """Run ``calls`` through validation and the safety policy without sending anything, so a
+    timer or schedule is checked (and its sensitive devices confirmed) when it is made."""
+    if context.skills is None:
+        raise RuntimeError("rehearse needs ToolContext.skills")
+
+    async def send_nothing(_commands: list[tuple[Entity, EntityCommand]]) -> None:
+        return None
+
+    dry = replace(context, send_command=send_nothing, report_wait=None)
+    actions: list[Action] = []
+    to_confirm: list[str] = []
+    problems: list[str] = []
+    for call in calls:
+        if context.skills.has_tool(call.tool) and not context.skills.rehearsable(call.tool):
+            problems.append(f"I can only keep device commands for later, not "
+                            f"{call.tool.replace('_', ' ')}")
+            continue
+        try:
+            result = await context.skills.run(call, dry)
+        except (ToolValidationError, CommandNotSupportedError, CommandNotSentError) as exc:
+            problems.append(str(exc))
+            continue
+        actions.extend(result.actions)
+        to_confirm.extend(eid for asked in result.needs_confirmation
+                          for eid in call_entity_ids(asked) if eid not in to_confirm)
+        if not result.success and not result.needs_confirmation:
+            problems.append(result.reply)
+    return Rehearsal(tuple(actions), tuple(to_confirm), tuple(problems))
+
+
+def call_entity_ids(call: ToolCall) -> list[str]:
+    """The devices a call acts on, also those of the calls it keeps for later (``calls``)."""
+    ids = list(call.args.get("entity_ids") or ())
+    for kept in call.args.get("calls") or ():
+        inner = kept if isinstance(kept, ScheduledCall) else ScheduledCall.model_validate(kept)
+        ids.extend(eid for eid in call_entity_ids(inner.to_call()) if eid not in ids)
+    return ids
 
 
 def said_as_names(error: Exception, entities: Iterable[Entity]) -> str:

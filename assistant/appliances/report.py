@@ -19,7 +19,7 @@ from assistant.appliances.inventory import ApplianceInventory
 from assistant.appliances.records import Appliance
 from assistant.messages import MqttMessage
 from assistant.registry import DeviceRegistry, Entity
-from assistant.transport.api import REQUEST_ID, devices_request_topic, devices_response_topic
+from assistant.transport.api import devices_request_topic, devices_response_topic, parse_request
 
 log = logging.getLogger(__name__)
 
@@ -100,15 +100,10 @@ class InventoryServer:
         self._tasks: set[asyncio.Task[None]] = set()
 
     def on_request(self, message: MqttMessage) -> None:
-        try:
-            body = json.loads(message.payload)
-        except ValueError:
-            log.warning("devices request on %s is not JSON", message.topic)
+        body = parse_request(message, "devices")
+        if body is None:
             return
-        request_id = body.get("id") if isinstance(body, dict) else None
-        if not isinstance(request_id, str) or not REQUEST_ID.match(request_id):
-            log.warning("devices request without a usable id on %s", message.topic)
-            return
+        request_id = body["id"]
         if len(self._tasks) >= MAX_REPORTS_IN_FLIGHT:
             self._reply(request_id, json.dumps(
                 {"id": request_id, "error": "busy: other inventory requests are being "

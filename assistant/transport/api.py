@@ -66,6 +66,21 @@ def _describe_field_error(error: ErrorDetails) -> str:
     return f"{field}: {error['msg']}."
 
 
+def parse_request(message: MqttMessage, what: str) -> dict[str, Any] | None:
+    """A JSON request object with a usable ``id`` (the reply topic ends with it); None, after
+    logging why, for anything else."""
+    try:
+        body = json.loads(message.payload)
+    except ValueError:
+        log.warning("%s request on %s is not JSON", what, message.topic)
+        return None
+    request_id = body.get("id") if isinstance(body, dict) else None
+    if not isinstance(request_id, str) or not REQUEST_ID.match(request_id):
+        log.warning("%s request without a usable id on %s", what, message.topic)
+        return None
+    return body
+
+
 def request_topic(base: str) -> str:
     return f"{base}/conversation/request"
 
@@ -80,6 +95,14 @@ def devices_request_topic(base: str) -> str:
 
 def devices_response_topic(base: str, request_id: str) -> str:
     return f"{base}/devices/response/{request_id}"
+
+
+def rules_request_topic(base: str) -> str:
+    return f"{base}/rules/request"
+
+
+def rules_response_topic(base: str, request_id: str) -> str:
+    return f"{base}/rules/response/{request_id}"
 
 
 def voice_request_topic(base: str, request_id: str) -> str:
@@ -178,7 +201,8 @@ class ApiClient:
         client.subscribe([(f"{config.base_topic}/status", 1),
                           (response_topic(config.base_topic, "+"), 1),
                           (voice_response_topic(config.base_topic, "+"), 1),
-                          (devices_response_topic(config.base_topic, "+"), 1)])
+                          (devices_response_topic(config.base_topic, "+"), 1),
+                          (rules_response_topic(config.base_topic, "+"), 1)])
         client.loop_start()
         self._client = client
         # Wait for "online", not just any status: a daemon that is (re)connecting may still
@@ -210,6 +234,13 @@ class ApiClient:
         request_id = uuid.uuid4().hex
         return self._request(devices_request_topic(self.config.base_topic),
                              json.dumps({"id": request_id}).encode(), request_id, timeout)
+
+    def rules(self, op: str, name: str | None = None, timeout: float = 30.0) -> dict[str, Any]:
+        """The daemon's rules (``op`` "list"), or one rule run now (``op`` "run")."""
+        request_id = uuid.uuid4().hex
+        body = {"id": request_id, "op": op, **({"name": name} if name is not None else {})}
+        return self._request(rules_request_topic(self.config.base_topic),
+                             json.dumps(body).encode(), request_id, timeout)
 
     def _request(self, topic: str, payload: bytes, request_id: str,
                  timeout: float) -> dict[str, Any]:

@@ -160,6 +160,8 @@ class _Route:
     # When several devices fit, those in one of these states are the ones meant: "pause"
     # pauses what is playing.
     prefer_states: frozenset[str] = frozenset()
+    # False for a skill's own intents (timers, lists, schedules): no device is meant.
+    targeted: bool = True
 
 
 _PLAYING = frozenset({"playing"})
@@ -208,17 +210,68 @@ _REPLIES: dict[str, Callable[[], str]] = {
 }
 
 
+@dataclass(frozen=True, slots=True)
+class _Language:
+    """A language's intents (upstream and ours) and the routes our skill files declare."""
+
+    intents: Intents
+    routes: dict[str, _Route]
+
+
 @cache
-def _load_intents(language: str) -> Intents:
+def _load_language(language: str) -> _Language:
+    """Upstream intents, our ``sentences_<lang>.yaml`` and one ``sentences_<lang>_<skill>.yaml``
+    per skill. A skill's file names, under ``routes:``, the tool each intent becomes; the
+    intent's slots are the tool's arguments."""
     data = get_intents(language)
     if data is None:
         raise ValueError(f"no intents for language {language!r}")
-    data["intents"] = {k: v for k, v in data["intents"].items() if k in SUPPORTED_INTENTS}
-    own = resources.files("assistant") / "data" / f"sentences_{language}.yaml"
-    if own.is_file():
-        extra = yaml.safe_load(own.read_text(encoding="utf-8"))
+    routes: dict[str, _Route] = {}
+    own_files = [resources.files("assistant") / "data" / f"sentences_{language}.yaml",
+                 *sorted((f for f in (resources.files("assistant") / "data").iterdir()
+                          if f.name.startswith(f"sentences_{language}_")
+                          and f.name.endswith(".yaml")), key=lambda f: f.name)]
+    extras = [yaml.safe_load(f.read_text(encoding="utf-8")) for f in own_files if f.is_file()]
+    for extra in extras:
+        for intent_name, spec in (extra.pop("routes", None) or {}).items():
+            if intent_name in _ROUTES or intent_name in routes:
+                raise ValueError(f"intent {intent_name} is routed twice")
+            routes[intent_name] = _file_route(spec)
+    kept = SUPPORTED_INTENTS | routes.keys()
+    data["intents"] = {k: v for k, v in data["intents"].items() if k in kept}
+    for extra in extras:
         _merge(data, extra)
-    return Intents.from_dict(data)
+    return _Language(Intents.from_dict(data), routes)
+
+
+def _file_route(spec: dict[str, Any]) -> _Route:
+    """``{tool, args (fixed), domains}``: with domains, the spoken name or area is resolved
+    to ``entity_ids`` of those domains like any device; without, no device is meant."""
+    fixed = dict(spec.get("args") or {})
+    domains = tuple(spec.get("domains") or ())
+
+    def args(slots: dict[str, Any]) -> dict[str, Any]:
+        what = {k: v for k, v in slots.items() if not domains or k not in _TARGET_SLOTS}
+        return {**_slots_as_args(what), **fixed}
+
+    return _Route(str(spec["tool"]), domains, args, targeted=bool(domains))
+
+
+# Slots that say which devices are meant, not what to do with them.
+_TARGET_SLOTS = frozenset({"name", "area", "floor", "domain", "device_class"})
+
+
+# Slots holding the words of a command to run later (HA's ``conversation_command``): the
+# conversation understands them into ``calls`` before the tool runs.
+COMMAND_TEXT = "command_text"
+_COMMAND_SLOTS = frozenset({"conversation_command", "command"})
+
+
+def _slots_as_args(slots: dict[str, Any]) -> dict[str, Any]:
+    """A skill intent's slots, as its tool's arguments."""
+    return {(COMMAND_TEXT if name in _COMMAND_SLOTS else name):
+            value.strip() if isinstance(value, str) else value
+            for name, value in slots.items()}
 
 
 def _merge(base: dict[str, Any], extra: dict[str, Any]) -> None:
@@ -240,7 +293,9 @@ class FastPath:
         self.language = language
         self._own_policy = policy is None
         self.policy = policy or SafetyPolicy(registry)
-        self._intents = _load_intents(language)
+        loaded = _load_language(language)
+        self._intents = loaded.intents
+        self._routes = {**_ROUTES, **loaded.routes}
         self._slot_lists: dict[str, TextSlotList] | None = None
         self._template_filter: TemplateFilter | None = None
         # spoken name (normalised) -> entity ids: own names first, derived names second
@@ -346,9 +401,13 @@ class FastPath:
         intent = result.intent.name
         if intent in _REPLIES:
             return FastPathResult(intent, reply=_REPLIES[intent]())
-        route = _ROUTES.get(intent)
+        route = self._routes.get(intent)
         if route is None:
             return NO_MATCH
+        if not route.targeted:  # a place the speaker did not say is not an argument
+            spoken = {name: slot.value for name, slot in result.entities.items()
+                      if slot.text_span is not None or name not in _TARGET_SLOTS}
+            return FastPathResult(intent, (ToolCall(route.tool, route.args(spoken)),))
         args = route.args({name: slot.value for name, slot in result.entities.items()})
         targets = self._targets(result)
         ids = self._resolve(targets, route, text, area)
