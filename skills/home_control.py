@@ -8,13 +8,13 @@ garage doors and gates are answered with a confirmation question first: the exec
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Literal
+from collections.abc import Callable, Iterable
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from assistant.messages import Action, CommandNotSupportedError, EntityCommand, ToolCall, ToolResult
-from assistant.registry import Entity
+from assistant.registry import DeviceRegistry, Entity
 from assistant.safety import redact
 from skills.reports import Commands, ReportWatch, Silent
 from skills.base import (
@@ -145,7 +145,7 @@ SERVICE_VERBS: dict[str, tuple[str, str]] = {
 }
 
 
-def _turn(on: bool) -> Callable[[Entity], EntityCommand]:
+def turn_command(on: bool) -> Callable[[Entity], EntityCommand]:
     table = _ON_SERVICE if on else _OFF_SERVICE
 
     def command(entity: Entity) -> EntityCommand:
@@ -162,13 +162,14 @@ def _turn(on: bool) -> Callable[[Entity], EntityCommand]:
     return command
 
 
-def _is_on(entity: Entity) -> bool:
+def is_on(entity: Entity) -> bool:
     return entity.state in {"on", "open", "opening", "locked", "playing", "cleaning", "heat",
                             "cool", "auto", "heat_cool"}
 
 
 class HomeControlSkill(Skill):
     name = "home_control"
+    rehearsable = True
     summary = ("switch lights, plugs, fans and media players on and off, dim lights and change "
                "their colour, move blinds and covers, set thermostats, control music volume "
                "and playback, start or dock vacuums, and tell you what your devices and "
@@ -178,16 +179,16 @@ class HomeControlSkill(Skill):
     @tool("turn_on", "Switch devices on; opens covers and valves, activates scenes, presses "
           "buttons, starts vacuums. Never for locks or alarms.", Targets)
     async def turn_on(self, args: Targets, ctx: ToolContext) -> ToolResult:
-        return await _act(ctx, "turn_on", args, _turn(True))
+        return await _act(ctx, "turn_on", args, turn_command(True))
 
     @tool("turn_off", "Switch devices off; closes covers and valves, sends vacuums back to "
           "their dock. Never for locks or alarms.", Targets)
     async def turn_off(self, args: Targets, ctx: ToolContext) -> ToolResult:
-        return await _act(ctx, "turn_off", args, _turn(False))
+        return await _act(ctx, "turn_off", args, turn_command(False))
 
     @tool("toggle", "Flip devices between on and off.", Targets)
     async def toggle(self, args: Targets, ctx: ToolContext) -> ToolResult:
-        return await _act(ctx, "toggle", args, lambda e: _turn(not _is_on(e))(e))
+        return await _act(ctx, "toggle", args, lambda e: turn_command(not is_on(e))(e))
 
     @tool("set_light", "Set light brightness (absolute or relative) and/or color.", LightArgs)
     async def set_light(self, args: LightArgs, ctx: ToolContext) -> ToolResult:
@@ -223,11 +224,11 @@ class HomeControlSkill(Skill):
 
     @tool("open", "Open covers, doors, blinds or valves.", CoverArgs)
     async def open(self, args: CoverArgs, ctx: ToolContext) -> ToolResult:
-        return await _act(ctx, "open", args, _turn(True))
+        return await _act(ctx, "open", args, turn_command(True))
 
     @tool("close", "Close covers, doors, blinds or valves.", CoverArgs)
     async def close(self, args: CoverArgs, ctx: ToolContext) -> ToolResult:
-        return await _act(ctx, "close", args, _turn(False))
+        return await _act(ctx, "close", args, turn_command(False))
 
     @tool("set_temperature", "Set the target temperature of thermostats.", TemperatureArgs)
     async def set_temperature(self, args: TemperatureArgs, ctx: ToolContext) -> ToolResult:
@@ -448,3 +449,58 @@ def _binary_words(device_class: str | None) -> dict[str, str]:
         "lock": {"on": "unlocked", "off": "locked"},
         "moisture": {"on": "wet", "off": "dry"},
     }.get(device_class or "", {"on": "on", "off": "off"})
+
+
+# -- saying what kept calls will do ---------------------------------------------------------
+
+_KEPT_VERBS = {
+    "set_light": "adjust", "set_position": "move", "set_temperature": "set",
+    "set_hvac_mode": "set", "set_fan_speed": "set", "set_volume": "change the volume of",
+    "get_state": "check",
+}
+_COMMAND_VERBS = {
+    "media": {"play": "resume", "pause": "pause", "next": "skip forward on",
+              "previous": "go back on"},
+    "vacuum": {"start": "start", "return_to_base": "send back", "stop": "stop",
+               "pause": "pause"},
+    "alarm": {"arm_home": "arm", "arm_away": "arm", "disarm": "disarm"},
+}
+# argument -> how its value ends the phrase ("set the Heater to 21 degrees")
+_VALUE_ENDINGS = {"position": " to {}%", "temperature": " to {:g} degrees",
+                  "percentage": " to {}%", "brightness_pct": " to {}%", "volume_pct": " to {}%",
+                  "hvac_mode": " to {}"}
+
+
+def said_calls(calls: Iterable[ToolCall], registry: DeviceRegistry) -> str:
+    """What calls kept for later will do, as said after "I'll": "turn on the Kitchen Light
+    and close the Living Room Blinds" (each device by what on or off means for it)."""
+    phrases = []
+    for call in calls:
+        entities = [e for e in map(registry.get, call.args.get("entity_ids") or ())
+                    if e is not None]
+        ending = "".join(form.format(_said_value(call.args[key]))
+                         for key, form in _VALUE_ENDINGS.items() if key in call.args)
+        phrases.extend(" ".join(part for part in (verb, spoken_names(group)) if part) + ending
+                       for verb, group in _verbs_for(call, entities))
+    return " and ".join(phrases)
+
+
+def _verbs_for(call: ToolCall, entities: list[Entity]) -> list[tuple[str, list[Entity]]]:
+    if call.tool in ("turn_on", "turn_off", "open", "close"):
+        on = call.tool in ("turn_on", "open")
+        grouped: dict[str, list[Entity]] = {}
+        for entity in entities:
+            try:
+                service = turn_command(on)(entity).service
+            except CommandNotSupportedError:
+                service = "turn_on" if on else "turn_off"
+            grouped.setdefault(SERVICE_VERBS.get(service, (service.replace("_", " "),))[0],
+                               []).append(entity)
+        return list(grouped.items()) or [(call.tool.replace("_", " "), [])]
+    verb = _COMMAND_VERBS.get(call.tool, {}).get(str(call.args.get("command"))) \
+        or _KEPT_VERBS.get(call.tool) or call.tool.replace("_", " ")
+    return [(verb, entities)]
+
+
+def _said_value(value: Any) -> Any:
+    return value.replace("_", " ") if isinstance(value, str) else value

@@ -4,6 +4,7 @@ imports go one way: service -> wyoming_server -> pipeline."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Protocol
@@ -12,7 +13,8 @@ from assistant.messages import MqttMessage
 from assistant.registry import DeviceRegistry
 from assistant.voice.config import VoiceConfig
 from assistant.voice.mqtt_api import MessageHandler, VoiceMqttApi
-from assistant.voice.pipeline import Converse, VoicePipeline
+from assistant.voice.pipeline import Converse, VoicePipeline, resolve_area
+from assistant.voice.tts import SpeechChunk
 from assistant.voice.wyoming_server import WyomingSatelliteServer, advertise_wyoming
 
 log = logging.getLogger(__name__)
@@ -40,6 +42,7 @@ class VoiceService:
         self.api = VoiceMqttApi(self.pipeline, base_topic=link.config.base_topic,
                                 subscribe=link.subscribe, publish=link.publish)
         self._stoppers: list[Callable[[], Awaitable[None]]] = []
+        self.satellites: WyomingSatelliteServer | None = None
 
     async def start(self) -> None:
         """Loads the models (a few seconds), then serves microphone, satellites and MQTT."""
@@ -52,6 +55,7 @@ class VoiceService:
         satellites = self.pipeline.config.satellites
         server = WyomingSatelliteServer(self.pipeline, satellites)
         await server.start()
+        self.satellites = server
         self._stoppers.append(server.stop)
         if not satellites.advertise:
             return
@@ -67,6 +71,33 @@ class VoiceService:
         self.pipeline.muted = muted
         log.info("listening %s", "muted" if muted else "unmuted")
 
+    async def speak(self, text: str, area: str | None) -> bool:
+        """Says ``text`` in ``area`` (an area id or name): on the hub's own output when the
+        hub stands there (``microphone.area``) or when ``area`` is None, and on every satellite
+        connected in that area. True only when at least one of them played it; False while
+        muted, when nothing in that area can speak, or when every one of them failed.
+        Rendering runs in Piper's worker thread; a Piper failure raises."""
+        if self.pipeline.muted or not text.strip():
+            return False
+        registry = self.pipeline.registry
+        area = resolve_area(registry, area)
+        on_hub = self.pipeline.output.can_announce and (
+            area is None or area == resolve_area(registry, self.pipeline.config.microphone.area))
+        satellites = (self.satellites.satellites_in(area)
+                      if self.satellites is not None and area is not None else [])
+        if not on_hub and not satellites:
+            return False
+        audio, sample_rate = await self.pipeline.tts.synthesize_all(text)
+        chunk = SpeechChunk(audio, sample_rate)
+        plays: list[Awaitable[bool]] = [satellite.announce(chunk) for satellite in satellites]
+        if on_hub:
+            plays.append(self.pipeline.output.announce(chunk))
+        outcomes = await asyncio.gather(*plays, return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, Exception):
+                log.warning("an announcement in %s did not play: %r", area or "the hub", outcome)
+        return any(outcome is True for outcome in outcomes)
+
     async def stop(self) -> None:
         await self.api.stop()
         for stop in reversed(self._stoppers):
@@ -75,4 +106,5 @@ class VoiceService:
             except Exception:
                 log.exception("stopping a voice component failed")
         self._stoppers.clear()
+        self.satellites = None
         await self.pipeline.stop()

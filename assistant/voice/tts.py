@@ -112,6 +112,11 @@ class SpeakerPlayer:
         self._worker: asyncio.Task[None] | None = None
         self._unavailable: str | None = None
 
+    @property
+    def available(self) -> bool:
+        """False once the sound device failed (everything after is dropped)."""
+        return self._unavailable is None
+
     def play(self, chunk: SpeechChunk) -> None:
         if self._unavailable is not None:
             return
@@ -176,9 +181,36 @@ class ReplyOutput:
             name = f"reply-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}.wav"
             return await asyncio.to_thread(write_wav, self.config.wav_dir / name, audio,
                                            sample_rate)
-        elif self.config.output == "mqtt" and self.publish is not None and self.config.mqtt_topic:
-            self.publish(MqttMessage(self.config.mqtt_topic, wav_bytes(audio, sample_rate), qos=1))
+        elif self._publishes:
+            self._publish_wav(audio, sample_rate)
         return None
+
+    @property
+    def can_announce(self) -> bool:
+        """Whether ``announce`` could reach anyone: a working speaker or the MQTT topic."""
+        return self._speaker.available if self._speaker is not None else self._publishes
+
+    async def announce(self, chunk: SpeechChunk) -> bool:
+        """Says something the assistant says on its own (a due timer) on the hub: True once
+        it has played on the speaker or gone to the MQTT topic. A WAV file in ``wav_dir`` is
+        not heard by anyone, so that output (and ``none``) announces nothing."""
+        if self._speaker is not None:
+            self._speaker.play(chunk)
+            await self._speaker.wait_played()
+            return self._speaker.available
+        if self._publishes:
+            self._publish_wav(chunk.audio, chunk.sample_rate)
+            return True
+        return False
+
+    @property
+    def _publishes(self) -> bool:
+        return self.config.output == "mqtt" and self.publish is not None and bool(
+            self.config.mqtt_topic)
+
+    def _publish_wav(self, audio: bytes, sample_rate: int) -> None:
+        assert self.publish is not None and self.config.mqtt_topic
+        self.publish(MqttMessage(self.config.mqtt_topic, wav_bytes(audio, sample_rate), qos=1))
 
     async def close(self) -> None:
         if self._speaker is not None:

@@ -4,7 +4,8 @@ Per connection:
   satellite -> us: Describe, Info (its name), Ping, RunPipeline / Transcribe, AudioStart,
                    AudioChunk..., AudioStop, Synthesize
   us -> satellite: Info, Pong, Detection, VoiceStarted, VoiceStopped, Transcript,
-                   AudioStart, AudioChunk..., AudioStop (the spoken reply), Error
+                   AudioStart, AudioChunk..., AudioStop (the spoken reply, or an
+                   announcement such as a due timer, never one inside the other), Error
 
 ``RunPipeline`` with start stage ``wake`` makes us listen for the wake word; otherwise the
 stream is one command (the satellite woke up by itself or a button was pressed). The area
@@ -61,6 +62,8 @@ log = logging.getLogger(__name__)
 
 WYOMING_SERVICE_TYPE = "_wyoming._tcp.local."
 SAMPLES_PER_CHUNK = 1024  # reply audio goes out in pieces this size, like wyoming-piper's
+# A satellite busy sending a reply gets this long before an announcement gives up on it.
+ANNOUNCE_TIMEOUT_S = 10.0
 _ATTRIBUTION = Attribution(name="mimo-home", url="")
 _STREAM_END = None
 
@@ -70,12 +73,21 @@ class WyomingSatelliteServer:
         self.pipeline = pipeline
         self.config = config
         self._server: AsyncTcpServer | None = None
+        self.connections: set[SatelliteConnection] = set()  # connected now
 
     async def start(self) -> None:
         self._server = AsyncTcpServer(self.config.host, self.config.port)
-        await self._server.start(
-            lambda reader, writer: SatelliteConnection(reader, writer, self))
+        await self._server.start(self._connect)
         log.info("Wyoming satellites: listening on %s:%d", self.config.host, self.config.port)
+
+    def _connect(self, reader: asyncio.StreamReader,
+                 writer: asyncio.StreamWriter) -> SatelliteConnection:
+        connection = SatelliteConnection(reader, writer, self)
+        self.connections.add(connection)
+        return connection
+
+    def satellites_in(self, area: str) -> list[SatelliteConnection]:
+        return [c for c in self.connections if c.area == area]
 
     async def stop(self) -> None:
         if self._server is not None:
@@ -123,6 +135,13 @@ class SatelliteConnection(AsyncEventHandler):
         self._converter = AudioChunkConverter(rate=SAMPLE_RATE, width=SAMPLE_WIDTH, channels=1)
         self._stream_task: asyncio.Task[None] | None = None
         self._reply_started = False
+        # Held while one spoken audio stream (start, chunks, stop) goes out, so that an
+        # announcement never lands inside a reply.
+        self._speaking = asyncio.Lock()
+
+    @property
+    def area(self) -> str | None:
+        return self.server.area_for(self.name, self.peer)
 
     async def handle_event(self, event: Event) -> bool:
         if AudioChunk.is_type(event.type):
@@ -156,6 +175,7 @@ class SatelliteConnection(AsyncEventHandler):
         return True
 
     async def disconnect(self) -> None:
+        self.server.connections.discard(self)
         if self._stream_task is not None:
             self._stream_task.cancel()
             await asyncio.gather(self._stream_task, return_exceptions=True)
@@ -184,7 +204,7 @@ class SatelliteConnection(AsyncEventHandler):
 
     async def _run_stream(self, queue: asyncio.Queue[bytes | None], mode: ListenMode,
                           transcribe_only: bool) -> None:
-        area = self.server.area_for(self.name, self.peer)
+        area = self.area
         try:
             async for result in self.pipeline.run_stream(
                     _drain(queue), area=area, mode=mode, on_event=self._send,
@@ -199,6 +219,9 @@ class SatelliteConnection(AsyncEventHandler):
             log.exception("satellite %s: the pipeline failed", self.name or self.peer)
             with contextlib.suppress(ConnectionError):
                 await self.write_event(Error(text=f"pipeline failed: {exc}").event())
+        finally:
+            with contextlib.suppress(ConnectionError):
+                await self._end_reply()  # a reply cut short (a new stream) still ends here
 
     async def _send(self, event: PipelineEvent) -> None:
         """Pipeline events as Wyoming events, in order, as they happen."""
@@ -214,19 +237,37 @@ class SatelliteConnection(AsyncEventHandler):
         elif isinstance(event, SpeechEnded):
             await self.write_event(VoiceStopped(timestamp=int(event.at_s * 1000)).event())
 
+    async def announce(self, chunk: SpeechChunk) -> bool:
+        """Plays a whole rendered announcement as one audio stream, after any reply that
+        is going out: True once sent. Raises TimeoutError when the satellite stays busy or
+        stops reading, ConnectionError when it is gone."""
+        async with asyncio.timeout(ANNOUNCE_TIMEOUT_S), self._speaking:
+            await self.write_event(AudioStart(chunk.sample_rate, SAMPLE_WIDTH, 1).event())
+            await self._write_chunks(chunk)
+            await self.write_event(AudioStop().event())
+        return True
+
     async def _send_audio(self, chunk: SpeechChunk) -> None:
         if not self._reply_started:
+            await self._speaking.acquire()
+            self._reply_started = True  # from here on _end_reply releases the lock
             await self.write_event(AudioStart(chunk.sample_rate, SAMPLE_WIDTH, 1).event())
-            self._reply_started = True
+        await self._write_chunks(chunk)
+
+    async def _write_chunks(self, chunk: SpeechChunk) -> None:
         step = SAMPLES_PER_CHUNK * SAMPLE_WIDTH
         for offset in range(0, len(chunk.audio), step):
             await self.write_event(AudioChunk(chunk.sample_rate, SAMPLE_WIDTH, 1,
                                               chunk.audio[offset:offset + step]).event())
 
     async def _end_reply(self) -> None:
-        if self._reply_started:
+        if not self._reply_started:
+            return
+        try:
             await self.write_event(AudioStop().event())
+        finally:
             self._reply_started = False
+            self._speaking.release()
 
     async def _speak(self, text: str) -> None:
         async for chunk in self.pipeline.tts.synthesize(text):
