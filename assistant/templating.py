@@ -41,6 +41,8 @@ import math
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from datetime import date, datetime, timedelta
+from datetime import time as time_of_day
 from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import lru_cache, wraps
@@ -408,6 +410,14 @@ _SAFE_METHODS: dict[type, frozenset[str]] = {
         "rsplit", "rstrip", "split", "splitlines", "startswith", "strip", "title", "upper",
     }),
     dict: frozenset({"get", "items", "keys", "values"}),
+    # rule templates' now(): fields and methods whose results are small
+    datetime: frozenset({
+        "year", "month", "day", "hour", "minute", "second", "microsecond", "tzinfo",
+        "weekday", "isoweekday", "isoformat", "timestamp", "date", "time", "replace",
+    }),
+    date: frozenset({"year", "month", "day", "weekday", "isoweekday", "isoformat"}),
+    time_of_day: frozenset({"hour", "minute", "second", "microsecond", "isoformat"}),
+    timedelta: frozenset({"days", "seconds", "microseconds", "total_seconds"}),
     list: frozenset({"count", "index"}),
     tuple: frozenset({"count", "index"}),
 }
@@ -500,7 +510,7 @@ class _Compiled:
 
 
 @lru_cache(maxsize=_CACHED_TEMPLATES)
-def _compile(source: str) -> _Compiled | UnsupportedTemplateError:
+def compile_template(source: str) -> _Compiled | UnsupportedTemplateError:
     """The template ready to render, or why it cannot be (cached as well: a broken template
     on a busy topic is not parsed again for every message)."""
     if len(source) > MAX_TEMPLATE_CHARS:
@@ -531,7 +541,7 @@ def value_variables(payload: str) -> dict[str, Any]:
 
 def render_template(template: str, variables: Mapping[str, Any]) -> str:
     """``template`` rendered with ``variables``, stripped; see the module docstring."""
-    compiled = _compile(template)
+    compiled = compile_template(template)
     if isinstance(compiled, UnsupportedTemplateError):
         raise compiled
     if compiled.out_of_time:

@@ -89,10 +89,10 @@ def test_command_variables_are_offered_only_where_given() -> None:
 def test_each_template_is_compiled_once() -> None:
     template = "{{ value_json.cached_once | float(0) }}"
     render(template, '{"cached_once": 1}')
-    before = templates._compile.cache_info()  # noqa: SLF001
+    before = templates.compile_template.cache_info()
     for n in range(50):
         assert render(template, json.dumps({"cached_once": n})) == str(float(n))
-    after = templates._compile.cache_info()  # noqa: SLF001
+    after = templates.compile_template.cache_info()
     assert after.hits - before.hits == 50 and after.misses == before.misses
 
 

@@ -50,8 +50,11 @@ percent percentage degrees degree level celsius fahrenheit
 one two three four five six seven eight nine ten twenty thirty forty fifty hundred
 hey hi hello okay ok yes no not please
 """.split())
-_QUESTION = re.compile(r"^(what|which|whats|is|are|was|were|does|do|did|how|where|who|when|"
-                       r"why|tell me|show me|list|check)\b")
+# "when" asks only before a verb like "is" or "does": "when the motion sensor turns on, turn on
+# the light" is a rule to make, not a question.
+_QUESTION = re.compile(r"^(what|which|whats|is|are|was|were|does|do|did|how|where|who|"
+                       r"when(?= (is|are|was|were|do|does|did|will|would|can|could|should|has|"
+                       r"have|had|s)\b)|why|tell me|show me|list|check)\b")
 _REQUEST_AS_QUESTION = re.compile(r"^(can|could|would|will) (you|u)\b|^please\b")
 _NUMBER = re.compile(r"^\d+([.,]\d+)?$")
 # Tools that move a device one way, and words that ask for the other way: "turn everything

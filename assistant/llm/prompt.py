@@ -75,11 +75,13 @@ def static_instructions(skills: SkillRegistry) -> str:
 
 def describe_tool(spec: ToolSpec) -> str:
     """``- set_light(entity_ids: light ids, brightness_pct?: integer 0..100): description``"""
-    schema = args_schema(spec)
+    return f"- {spec.name}({', '.join(_describe_fields(args_schema(spec)))}): {spec.description}"
+
+
+def _describe_fields(schema: dict[str, Any]) -> list[str]:
     required = set(schema.get("required", []))
-    args = [f"{name}{'' if name in required else '?'}: {_describe_type(prop)}"
+    return [f"{name}{'' if name in required else '?'}: {_describe_type(prop)}"
             for name, prop in schema.get("properties", {}).items()]
-    return f"- {spec.name}({', '.join(args)}): {spec.description}"
 
 
 def _describe_type(prop: dict[str, Any]) -> str:
@@ -89,6 +91,16 @@ def _describe_type(prop: dict[str, Any]) -> str:
         return f"list of {kind} ids" if prop.get("type") == "array" else f"{kind} id"
     if "enum" in prop:
         return "|".join(str(v) for v in prop["enum"])
+    if "const" in prop:
+        return json.dumps(prop["const"])
+    variants = prop.get("oneOf") or prop.get("anyOf")
+    if isinstance(variants, list):  # a nested argument of several shapes (a rule's trigger)
+        return " | ".join(_describe_type(v) for v in variants)
+    if isinstance(prop.get("properties"), dict):
+        return "{" + ", ".join(_describe_fields(prop)) + "}"
+    if prop.get("type") == "array" and isinstance(prop.get("items"), dict) \
+            and prop["items"].get("type") != "string":
+        return f"list of {_describe_type(prop['items'])}"
     text = str(prop.get("type", "value"))
     if "minimum" in prop or "maximum" in prop:
         text += f" {prop.get('minimum', '')}..{prop.get('maximum', '')}"

@@ -29,7 +29,7 @@ from skills.base import (
 
 MAX_CALLS = 3
 REPLY_MAX_CHARS = 160
-_NOISE_KEYS = ("title", "description", "default", "examples")
+_NOISE_KEYS = ("title", "description", "default", "examples", "discriminator")
 _THINK = re.compile(r"<think>.*?(</think>|$)", re.DOTALL)
 
 
@@ -111,30 +111,50 @@ def build_output_schema(skills: SkillRegistry, candidates: Sequence[Entity], *,
 def _grammar_args(schema: dict[str, Any], candidates: Sequence[Entity],
                   id_defs: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
     """Entity arguments as enums of candidate ids; None when a required one has no candidate."""
-    schema = _strip_noise(copy.deepcopy(schema))
-    required = set(schema.get("required", []))
-    properties: dict[str, Any] = schema.get("properties", {})
-    for name, prop in list(properties.items()):
-        domains = entity_ref_domains(prop)
-        if domains is None:
-            continue
+    return _with_id_enums(_strip_noise(copy.deepcopy(schema)), candidates, id_defs)
+
+
+def _with_id_enums(node: dict[str, Any], candidates: Sequence[Entity],
+                   id_defs: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+    """``node`` with every entity-naming value, also inside nested objects, lists and variants
+    (a rule's trigger), an enum of candidate ids; None when nothing could fill it."""
+    domains = entity_ref_domains(node)
+    if domains is not None:
         ids = [e.entity_id for e in candidates if not domains or e.domain in domains]
         if not ids:
-            if name in required:
-                return None
-            del properties[name]
-            continue
+            return None
         key = "ids_" + ("_".join(sorted(domains)) or "any")
         id_defs[key] = {"enum": ids}
         ref = {"$ref": f"#/$defs/{key}"}
-        del prop[ENTITY_REF_KEY]
-        if prop.get("type") == "array":
-            prop["items"] = ref
-            # The same id twice is useless; so is a longer list than there are ids.
-            prop["maxItems"] = min(prop.get("maxItems", len(ids)), len(ids))
-        else:
-            properties[name] = ref
-    return schema
+        if node.get("type") != "array":
+            return ref
+        # The same id twice is useless; so is a longer list than there are ids.
+        return {**{k: v for k, v in node.items() if k != ENTITY_REF_KEY}, "items": ref,
+                "maxItems": min(node.get("maxItems", len(ids)), len(ids))}
+    if isinstance(node.get("properties"), dict):
+        required = set(node.get("required", []))
+        properties = {}
+        for name, prop in node["properties"].items():
+            filled = _with_id_enums(prop, candidates, id_defs)
+            if filled is None:
+                if name in required:
+                    return None
+                continue  # an optional argument nothing can fill is left out
+            properties[name] = filled
+        node = {**node, "properties": properties}
+    if isinstance(node.get("items"), dict):
+        items = _with_id_enums(node["items"], candidates, id_defs)
+        if items is None:
+            return None
+        node = {**node, "items": items}
+    for key in ("oneOf", "anyOf"):
+        if isinstance(node.get(key), list):
+            variants = [filled for variant in node[key]
+                        if (filled := _with_id_enums(variant, candidates, id_defs)) is not None]
+            if not variants:
+                return None
+            node = {**node, key: variants}
+    return node
 
 
 def _strip_noise(node: Any) -> Any:
