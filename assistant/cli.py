@@ -9,10 +9,12 @@ import logging
 import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from assistant.config import (
     DEFAULT_CONFIG_PATH,
+    AutomationConfig,
     Config,
     ConfigError,
     load_config,
@@ -38,6 +40,12 @@ def resolve_config(path: str | None, *, allow_demo: bool = False) -> Config:
     if chosen is None and allow_demo:
         demo = running_demo()
         if demo is not None:
+            state_dir, automation = demo.pop("state_dir", None), demo.pop("automation", None)
+            if state_dir:
+                config = config.model_copy(update={"state_dir": Path(str(state_dir))})
+            if isinstance(automation, dict):
+                config = config.model_copy(update={
+                    "automation": AutomationConfig.model_validate(automation)})
             # As everywhere, the environment wins: MIMO_HOME__MQTT__PORT=... beats the demo.
             demo = {key: value for key, value in demo.items()
                     if key not in mqtt_env_overrides()}
@@ -121,6 +129,51 @@ def cmd_devices(args: argparse.Namespace) -> int:
     return _show_reply(args, body, render_inventory)
 
 
+def cmd_rules_check(args: argparse.Namespace) -> int:
+    from assistant.automations import check_rules
+
+    config = resolve_config(args.config, allow_demo=True)
+    report, code = check_rules(config, Path(args.dir) if args.dir else None)
+    print(report)
+    return code
+
+
+def cmd_rules_list(args: argparse.Namespace) -> int:
+    body = _daemon_reply(args, "rules list", lambda client: client.rules(
+        "list", timeout=args.timeout))
+    return _show_reply(args, body, _render_rules)
+
+
+def cmd_rules_run(args: argparse.Namespace) -> int:
+    body = _daemon_reply(args, "rules run", lambda client: client.rules(
+        "run", args.name, timeout=args.timeout))
+    code = _show_reply(args, body, _render_run)
+    result = (body or {}).get("result")
+    return 1 if isinstance(result, dict) and result.get("result") == "failed" else code
+
+
+def _render_run(body: dict[str, Any]) -> str:
+    result = body.get("result")
+    if isinstance(result, dict):
+        reason = f" ({result['reason']})" if result.get("reason") else ""
+        return f"{body.get('ran')}: {result.get('result')}{reason}"
+    return f"{body.get('ran')}: {result}"
+
+
+def _render_rules(body: dict[str, Any]) -> str:
+    rules = body.get("rules") or []
+    if not rules:
+        return "No rules loaded."
+    lines = []
+    for rule in rules:
+        extra = {k: v for k, v in rule.items() if k not in ("name", "file") and v not in
+                 (None, "", [], {})}
+        details = ", ".join(f"{k} {v}" for k, v in extra.items())
+        lines.append(f"{rule.get('name')}  ({rule.get('file')})" + (f": {details}"
+                                                                       if details else ""))
+    return "\n".join(lines)
+
+
 def cmd_listen(args: argparse.Namespace) -> int:
     from assistant.transport.api import ApiClient, DaemonNotRunningError
     from assistant.voice.commands import listen_command
@@ -173,7 +226,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     setup_logging(args.log_level or "WARNING")
     return asyncio.run(run_demo(config, home=args.home, config_given=bool(
         args.config or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG_PATH.is_file()),
-        protocols=args.protocols))
+        protocols=args.protocols, fresh=args.fresh))
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -222,11 +275,32 @@ def build_parser() -> argparse.ArgumentParser:
     devices.add_argument("--timeout", type=float, default=30.0)
     devices.set_defaults(func=cmd_devices)
 
+    rules = sub.add_parser("rules", help="automation rules (Home Assistant automation YAML)")
+    rules_sub = rules.add_subparsers(dest="rules_command", required=True)
+    rules_check = rules_sub.add_parser("check", parents=[common],
+                                       help="validate a rules directory (default: the config's)")
+    rules_check.add_argument("dir", nargs="?")
+    rules_check.set_defaults(func=cmd_rules_check)
+    rules_list = rules_sub.add_parser("list", parents=[common],
+                                      help="the daemon's rules and what they last did")
+    rules_list.add_argument("--json", action="store_true")
+    rules_list.add_argument("--timeout", type=float, default=30.0)
+    rules_list.set_defaults(func=cmd_rules_list)
+    rules_run = rules_sub.add_parser("run", parents=[common],
+                                     help="run a rule's actions now (triggers and conditions "
+                                          "skipped)")
+    rules_run.add_argument("name")
+    rules_run.add_argument("--json", action="store_true")
+    rules_run.add_argument("--timeout", type=float, default=60.0)
+    rules_run.set_defaults(func=cmd_rules_run)
+
     demo = sub.add_parser("demo", parents=[common],
                           help="run the daemon with a virtual home (no setup needed)")
     demo.add_argument("--home", help="a home-assistant-datasets fixture dir or file")
     demo.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     demo.add_argument("--protocols", default="ha", help=PROTOCOLS_HELP)
+    demo.add_argument("--fresh", action="store_true",
+                      help="forget the timers, schedules, lists and rules of earlier demo runs")
     demo.set_defaults(func=cmd_demo)
 
     evaluate = sub.add_parser("eval", parents=[common], help="score understanding on datasets")

@@ -200,6 +200,44 @@ class AnnounceConfig(Strict):
     enabled: bool = True
 
 
+def _valid_time_zone(name: str | None) -> str | None:
+    if name is not None:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {name!r} (an IANA name such as "
+                             "Europe/Rome)") from None
+    return name
+
+
+class LocationConfig(Strict):
+    """Where the home is: for sunrise and sunset, computed locally."""
+
+    latitude: float = Field(..., ge=-90, le=90)
+    longitude: float = Field(..., ge=-180, le=180)
+    elevation: float = Field(0.0, ge=-500, le=9000)
+
+
+class AutomationConfig(Strict):
+    """Timers, reminders, schedules, lists and rules (docs/AUTOMATIONS.md)."""
+
+    enabled: bool = True
+    # IANA name; None: the system's local time zone.
+    time_zone: Annotated[str | None, AfterValidator(_valid_time_zone)] = None
+    location: LocationConfig | None = None
+    # A job missed while the hub was down still runs at start within this; later it is
+    # reported instead (a timer rings late rather than not at all).
+    misfire_grace_s: float = Field(300.0, ge=0, le=86_400)
+    lists: list[Annotated[str, Field(min_length=1, max_length=60)]] = Field(
+        default_factory=lambda: ["Shopping List", "To-do"], max_length=20)
+    # Home Assistant automation YAML files; None: <state_dir>/rules.
+    rules_dir: Path | None = None
+    # Sensitive devices (locks, garage doors, ...) rule files may command without a yes.
+    rules_allow_sensitive: list[str] = []
+    rules_max_runs_per_minute: int = Field(30, ge=1, le=600)
+
+
 class UnderstandingConfig(Strict):
     language: Literal["en"] = "en"
     fast_path: bool = True
@@ -219,6 +257,7 @@ class Config(Strict):
     mdns: MdnsConfig = MdnsConfig()
     announce: AnnounceConfig = AnnounceConfig()
     understanding: UnderstandingConfig = UnderstandingConfig()
+    automation: AutomationConfig = AutomationConfig()
     llm: LlmConfig = LlmConfig()
     voice: VoiceConfig = VoiceConfig()
 

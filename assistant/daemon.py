@@ -19,11 +19,13 @@ from typing import TYPE_CHECKING
 
 from assistant.announce import SelfDevice
 from assistant.appliances import ApplianceInventory, find_mqtt_broker, serve_inventory
+from assistant.automations import Automations
 from assistant.config import Config
 from assistant.conversation import Conversation, Reasoner
 from assistant.devices import DeviceGateway
 from assistant.messages import ConversationRequest, ConversationResponse
 from assistant.registry import Area, DeviceRegistry, EntityPatch, Floor
+from assistant.transport.rules_api import serve_rules
 from assistant.safety import SafetyPolicy, exposure_predicate, extract_secrets
 from assistant.transport.api import ConversationApi
 from assistant.transport.mqtt_link import MqttLink
@@ -104,6 +106,12 @@ class Daemon:
                         if o.sensitive is not None})
         self.skills = SkillRegistry()
         self.skills.register(HomeControlSkill())
+        # Timers, schedules and rules run their commands through the conversation's executor.
+        self.automations = Automations(
+            config, self.registry, self.skills, send=self.gateway.send, policy=self.policy,
+            execute=lambda run: self.conversation.run_scheduled(run),
+            publish=self.link.publish, subscribe=self.link.subscribe) \
+            if config.automation.enabled else None
         self.fast_path = FastPath(self.registry, config.understanding.language,
                                   policy=self.policy) \
             if config.understanding.fast_path else None
@@ -112,7 +120,9 @@ class Daemon:
                                          self.fast_path, self.reasoner, config.understanding,
                                          policy=self.policy, report_wait=ReportWait(
                                              config.understanding.report_wait_s,
-                                             self.gateway.reports_state))
+                                             self.gateway.reports_state),
+                                         notices_for_reply=self.automations.notices_for_reply
+                                         if self.automations is not None else None)
         self.api = ConversationApi(config.mqtt.base_topic, self.converse, self.link.publish)
         self.appliances = ApplianceInventory(config.mdns, self.registry)
         self.supervisor = Supervisor()
@@ -200,6 +210,8 @@ class Daemon:
             self.reasoner.start()  # loads in the background; the fast path serves meanwhile
             self._cleanups.append(self.reasoner.stop)
         voice = await self._start_voice() if cfg.voice.enabled else None
+        if self.automations is not None:
+            self.automations.use_voice(voice.speak if voice is not None else None)
         if cfg.announce.enabled:
             self.self_device = SelfDevice(
                 cfg.mqtt.base_topic, cfg.adapters.ha_discovery.prefix, cfg.mqtt.client_id,
@@ -211,6 +223,11 @@ class Daemon:
             self.supervisor.start("watchdog", lambda: self._feed_watchdog(interval))
         with contextlib.suppress(TimeoutError):
             await self.link.wait_connected(timeout=10)
+        if self.automations is not None:
+            # After the broker: jobs missed while down and rules' "start" send commands.
+            self._cleanups.append(await self.automations.start())
+            self._cleanups.append(serve_rules(cfg.mqtt.base_topic, self.automations.rules,
+                                              self.link.subscribe, self.link.publish))
         self.notifier.ready(self._status_text())
         self.ready.set()
         self.supervisor.start("status", self._report_status)

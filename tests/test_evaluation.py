@@ -295,3 +295,16 @@ def test_sentences_with_no_clear_action_are_underivable() -> None:
     assert derive_action("switch", "what about the kettle") is None
     assert derive_action("switch", "turn the kettle on and then off") is None
     assert derive_action("lock", "the side door") is None
+
+
+def test_intent_fixture_names_written_as_templates_are_each_way_of_saying_them() -> None:
+    from assistant.virtual.evaluation import _intent_registry
+
+    registry = _intent_registry({"entities": [
+        {"id": "todo.trader_joes", "name": "Trader Joe[']s"},
+        {"id": "light.desk", "name": "Desk (Lamp|Light)"},
+        {"id": "light.plain", "name": "Plain Light", "aliases": ["Reading Light"]}]})
+    names = {e.entity_id: (e.name, e.aliases) for e in registry.entities()}
+    assert names == {"todo.trader_joes": ("Trader Joe's", ("Trader Joes",)),
+                     "light.desk": ("Desk Lamp", ("Desk Light",)),
+                     "light.plain": ("Plain Light", ("Reading Light",))}

@@ -18,7 +18,7 @@ ALLOWED = {
 }
 # The core reasons about entities and commands, never about a wire or an adapter's errors.
 CORE = ("assistant.conversation", "assistant.understanding", "assistant.llm", "skills",
-        "assistant.safety")
+        "assistant.safety", "assistant.automation", "assistant.rules")
 CORE_FORBIDDEN = ("assistant.transport", "assistant.virtual", "device_adapters")
 CORE_EXCEPTIONS = ("device_adapters.base",)  # the adapter contract's ReportWait
 # Only the command line and the simulator's own modules reach the simulator.

@@ -39,7 +39,7 @@ def model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def small_config(model_path: Path, **overrides: object) -> LlmConfig:
     # One thread: the test machine's cores are shared. Two short calls keep decoding quick.
-    return LlmConfig(model_path=model_path, n_threads=1, n_ctx=2048, max_calls=2,
+    return LlmConfig(model_path=model_path, n_threads=1, n_ctx=4096, max_calls=2,
                      max_output_tokens=160, request_timeout_s=60, **overrides)
 
 

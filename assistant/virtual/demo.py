@@ -12,14 +12,15 @@ import contextlib
 import json
 import os
 import sys
-import tempfile
+import shutil
 import threading
 from pathlib import Path
 
-from assistant.config import Config, mqtt_env_overrides
+from assistant.config import Config, LocationConfig, mqtt_env_overrides
+from assistant.automations import rules_directory
 from assistant.daemon import Daemon
 from assistant.transport.embedded_broker import LOOPBACK_HOSTS, EmbeddedBroker, port_is_open
-from assistant.messages import ConversationRequest
+from assistant.messages import ConversationRequest, MqttMessage
 from assistant.virtual.stack import running_home, with_bundled_llm
 from assistant.virtual.runtime import demo_runtime_file
 from assistant.virtual.home import HomeSpec, demo_home, load_home
@@ -43,33 +44,56 @@ def demo_address(config: Config) -> Config:
     return config.model_copy(update={"mqtt": config.mqtt.model_copy(update=chosen)})
 
 
+def demo_state_dir(home: str | None, protocols: str) -> Path:
+    """Where the demo keeps its timers, schedules, lists and rules between runs: one folder
+    per home and protocol choice, so another home never meets this one's devices."""
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    name = Path(home).resolve().name if home else "demo-home"
+    return Path(base) / "mimo-home" / "demo" / f"{name}-{protocols}"
+
+
+def demo_location(config: Config) -> Config:
+    """Sunrise and sunset need a place: the demo home stands in Rome unless one is set."""
+    if config.automation.location is not None:
+        return config
+    location = LocationConfig(latitude=41.9, longitude=12.5, elevation=20)
+    return config.model_copy(update={"automation": config.automation.model_copy(
+        update={"location": location})})
+
+
 async def run_demo(config: Config, home: str | None, config_given: bool,
-                   protocols: str = "ha") -> int:
+                   protocols: str = "ha", fresh: bool = False) -> int:
     spec = load_home(Path(home)) if home else demo_home()
     broker: EmbeddedBroker | None = None
-    with tempfile.TemporaryDirectory(prefix="mimo-home-demo-") as state_dir:
-        if not config_given:
-            config = demo_address(demo_defaults(
-                config.model_copy(update={"state_dir": Path(state_dir)})))
-            host, port = config.mqtt.host, config.mqtt.port
-            if host in LOOPBACK_HOSTS and not port_is_open(host, port):
-                broker = EmbeddedBroker(port, host)
-                await broker.start()
-                print(f"No MQTT broker on {host}:{port}: started an embedded one (amqtt) "
-                      "there for the demo.")
-        runtime = demo_runtime_file()
-        try:
-            async with running_home(config, spec, protocols=protocols) as (_house, daemon):
-                _write_runtime(runtime, config)
-                _print_welcome(spec, daemon)
-                stdin = asyncio.create_task(_serve_stdin(daemon))
-                await daemon.stop_requested.wait()
-                stdin.cancel()
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                runtime.unlink()
-            if broker is not None:
-                await broker.stop()
+    if not config_given:
+        state_dir = demo_state_dir(home, protocols)
+        if fresh:
+            shutil.rmtree(state_dir, ignore_errors=True)
+        state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        config = demo_location(demo_address(demo_defaults(
+            config.model_copy(update={"state_dir": state_dir}))))
+        host, port = config.mqtt.host, config.mqtt.port
+        if host in LOOPBACK_HOSTS and not port_is_open(host, port):
+            broker = EmbeddedBroker(port, host)
+            await broker.start()
+            print(f"No MQTT broker on {host}:{port}: started an embedded one (amqtt) "
+                  "there for the demo.")
+    runtime = demo_runtime_file()
+    try:
+        async with running_home(config, spec, protocols=protocols) as (_house, daemon):
+            _write_runtime(runtime, config)
+            _print_welcome(spec, daemon)
+            stop_notices = daemon.link.subscribe(f"{config.mqtt.base_topic}/notices",
+                                                 _print_notice)
+            stdin = asyncio.create_task(_serve_stdin(daemon))
+            await daemon.stop_requested.wait()
+            stdin.cancel()
+            stop_notices()
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            runtime.unlink()
+        if broker is not None:
+            await broker.stop()
     return 0
 
 
@@ -78,7 +102,9 @@ def _write_runtime(path: Path, config: Config) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps({"pid": os.getpid(), "host": config.mqtt.host,
                                "port": config.mqtt.port,
-                               "base_topic": config.mqtt.base_topic}))
+                               "base_topic": config.mqtt.base_topic,
+                               "state_dir": str(config.state_dir),
+                               "automation": config.automation.model_dump(mode="json")}))
     tmp.replace(path)  # atomic: `ask` never reads half a file
 
 
@@ -91,7 +117,18 @@ def _print_welcome(spec: HomeSpec, daemon: Daemon) -> None:
           '  mimo-home ask "turn on the kitchen light"\n'
           '  mimo-home ask "lock the front door"   (then: mimo-home ask yes)\n'
           "  mimo-home listen command.wav          (a recording of a command)\n"
+          '  mimo-home ask "set a timer for 10 seconds"\n'
+          f"Rules (Home Assistant automation YAML) in {rules_directory(daemon.config)} reload on save.\n"
           "or type a request here. Ctrl-C stops.", flush=True)
+
+
+def _print_notice(message: MqttMessage) -> None:
+    """What the hub announces (a timer is done, a reminder) shows in the demo's terminal."""
+    try:
+        text = json.loads(message.payload)["text"]
+    except (ValueError, KeyError, TypeError):
+        return
+    print(f"(announced) {text}", flush=True)
 
 
 async def _serve_stdin(daemon: Daemon) -> None:

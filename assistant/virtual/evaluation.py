@@ -253,11 +253,23 @@ def _intent_registry(fixtures: dict[str, Any]) -> Any:
         registry.set_area(Area(id=area["id"], name=area["name"], floor=area.get("floor")))
     for e in fixtures.get("entities", []):
         attrs = e.get("attributes") or {}
+        name, *also = _spoken_forms(str(e["name"]))
         registry.upsert(Entity(
-            entity_id=e["id"], name=e["name"], domain=e["id"].split(".")[0],
+            entity_id=e["id"], name=name, domain=e["id"].split(".")[0],
             area=e.get("area"), device_class=e.get("device_class") or attrs.get("device_class"),
-            state=str(e.get("state", "")), aliases=tuple(e.get("aliases") or ())))
+            state=str(e.get("state", "")), aliases=(*also, *(e.get("aliases") or ()))))
     return registry
+
+
+def _spoken_forms(name: str) -> list[str]:
+    """Upstream fixtures write some names as templates ("Trader Joe[']s"): each way to say
+    one, the first as the name, the others as aliases."""
+    if not any(mark in name for mark in "[]()|"):
+        return [name]
+    from hassil.parse_expression import parse_sentence
+    from hassil.sample import sample_expression
+
+    return list(dict.fromkeys(sample_expression(parse_sentence(name).expression))) or [name]
 
 
 def _run_intent_tests(test_file: Path, data: dict[str, Any], registry: Any, language: str,

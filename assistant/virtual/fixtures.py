@@ -52,6 +52,7 @@ class AreaSpec:
     id: str
     name: str
     floor: str | None = None  # floor id
+    aliases: tuple[str, ...] = ()  # other names the room goes by ("Hall" for the Hallway)
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +147,8 @@ def _parse_home(document: Mapping[str, Any]) -> HomeSpec:
     floors = {str(f["id"]): FloorSpec(str(f["id"]), str(f["name"]))
               for f in document.get("floors") or ()}
     areas = tuple(
-        AreaSpec(str(a["id"]), str(a["name"]), _text(a.get("floor")))
+        AreaSpec(str(a["id"]), str(a["name"]), _text(a.get("floor")),
+                 tuple(str(alias) for alias in a.get("aliases") or ()))
         for a in document.get("areas") or ()
     )
     for area in areas:  # some fixtures name floors only on their areas

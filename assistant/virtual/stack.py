@@ -41,7 +41,8 @@ def home_config(spec: HomeSpec, base: HomeConfig) -> HomeConfig:
     for area in spec.areas:
         if area.floor and area.floor not in floors:
             floors[area.floor] = FloorConfig(id=area.floor, name=area.floor.replace("_", " "))
-    areas = [AreaConfig(id=a.id, name=a.name, floor=a.floor) for a in spec.areas]
+    areas = [AreaConfig(id=a.id, name=a.name, floor=a.floor, aliases=list(a.aliases))
+             for a in spec.areas]
     return HomeConfig(floors=[*floors.values(), *base.floors], areas=[*areas, *base.areas],
                       entities=base.entities)
 
