@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from assistant.config import Config
-from assistant.virtual.evaluation import Report, evaluate_homes, find_homes
+from assistant.virtual.evaluation import Report, evaluate_homes, evaluate_intents, find_homes
 
 DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 TASKS = DATASETS / "home-assistant-datasets"
@@ -53,6 +53,26 @@ async def test_fast_path_keeps_its_strict_score(group: str) -> None:
     args = argparse.Namespace(no_llm=True, limit=None, confirm="yes")
     report = await asyncio.wait_for(evaluate_homes(Config(), args, homes), 90)
     assert gate_failure(group, report, floor) is None
+
+
+# Home Assistant's timer and list intents: every sentence passed when skills came for them.
+SKILL_INTENTS = ("HassStartTimer", "HassCancelTimer", "HassCancelAllTimers",
+                 "HassIncreaseTimer", "HassDecreaseTimer", "HassPauseTimer",
+                 "HassUnpauseTimer", "HassTimerStatus", "HassShoppingListAddItem",
+                 "HassShoppingListCompleteItem", "HassListAddItem", "HassListCompleteItem")
+
+
+async def test_every_timer_and_list_intent_sentence_passes() -> None:
+    intents = DATASETS / "ha-intents" / "en"
+    if not intents.is_dir():
+        pytest.skip(f"no evaluation datasets at {DATASETS} (they sit beside the clone in CI)")
+    report = Report()
+    await asyncio.wait_for(asyncio.to_thread(evaluate_intents, intents, None, report), 120)
+    missing = [name for name in SKILL_INTENTS if not report.by_category[name]["passed"]]
+    failed = {name: report.by_category[name]["failed"] for name in SKILL_INTENTS
+              if report.by_category[name]["failed"]}
+    assert not missing and not failed, (missing, failed, [
+        f for f in report.failures if f["expected"].get("name") in SKILL_INTENTS][:10])
 
 
 def test_the_gate_fails_a_drop_and_any_harm() -> None:
