@@ -159,3 +159,21 @@ def write_rules(directory: Path, text: str) -> LoadResult:
     result = load_rules(directory)
     assert not result.errors, [str(e) for e in result.errors]
     return result
+
+
+def button_rule(conditions: str) -> str:
+    """A rule that turns the hall light on when "go" is published, if ``conditions``."""
+    return f"""
+        - alias: guarded
+          triggers: {{trigger: mqtt, topic: go, id: press}}
+          conditions: {conditions}
+          actions: {{action: light.turn_on, target: {{entity_id: light.hall}}}}
+        """
+
+
+async def fires(home: Rig) -> bool:
+    """Whether publishing "go" makes the button rule send a command."""
+    before = len(home.sink.sent)
+    home.bus.deliver("go", "x")
+    await settle()
+    return len(home.sink.sent) > before
