@@ -105,3 +105,21 @@ def test_adapter_topic_prefixes_are_exact_topics() -> None:
     for bad in ("zigbee2mqtt/#", "+/tele", "/"):
         with pytest.raises(ConfigError, match="wildcard"):
             load_config(None, environ={"MIMO_HOME__ADAPTERS__ZIGBEE2MQTT__BASE_TOPIC": bad})
+
+
+def test_automation_settings_are_checked(tmp_path: Path) -> None:
+    good = tmp_path / "good.yaml"
+    good.write_text("automation:\n  time_zone: Europe/Rome\n"
+                    "  location: {latitude: 41.9, longitude: 12.5}\n")
+    config = load_config(good, environ={})
+    assert config.automation.time_zone == "Europe/Rome"
+    assert config.automation.location is not None and config.automation.location.latitude == 41.9
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("automation:\n  time_zone: Mars/Olympus\n"
+                   "  location: {latitude: 123, longitude: 12.5}\n  misfire_grace_s: -1\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(bad, environ={})
+    problems = "\n".join(caught.value.problems)
+    assert "automation.time_zone" in problems and "Mars/Olympus" in problems
+    assert "automation.location.latitude" in problems
+    assert "automation.misfire_grace_s" in problems
