@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from assistant.config import Config
+from assistant.messages import ConversationRequest
 from assistant.daemon import Daemon
 from assistant.virtual.evaluation import Report, policy_guards, run_eval
 from assistant.virtual.evaluation_scoring import (
@@ -308,3 +309,22 @@ def test_intent_fixture_names_written_as_templates_are_each_way_of_saying_them()
     assert names == {"todo.trader_joes": ("Trader Joe's", ("Trader Joes",)),
                      "light.desk": ("Desk Lamp", ("Desk Light",)),
                      "light.plain": ("Plain Light", ("Reading Light",))}
+
+
+async def test_a_homes_to_do_lists_are_served_by_the_hub() -> None:
+    """A fixture's to-do list is no MQTT device: the hub takes it over as one of its lists,
+    with its items, and the evaluation sees the hub's list."""
+    from assistant.virtual.stack import demo_stack, put_back_lists
+
+    async with demo_stack(Config.model_validate({"llm": {"enabled": False}})) as (house, daemon):
+        lists = daemon.automations.lists
+        assert [t.entity_id for t in lists.lists()] == ["todo.shopping_list"]
+        items = [(i.summary, i.status) for i in lists.get("todo.shopping_list").items]
+        assert items == [("Oat milk", "needs_action"), ("Coffee beans", "needs_action"),
+                         ("Batteries", "completed")]
+        added = await daemon.converse(ConversationRequest("add milk to the shopping list"))
+        assert added.success
+        await put_back_lists(daemon, house.spec, only_empty=True)  # a later demo run
+        assert "milk" in [i.summary for i in lists.get("todo.shopping_list").items]
+        await put_back_lists(daemon, house.spec, only_empty=False)  # an evaluation task
+        assert "milk" not in [i.summary for i in lists.get("todo.shopping_list").items]

@@ -44,7 +44,7 @@ ItemStatus = Literal["needs_action", "completed"]
 _STATUSES: frozenset[str] = frozenset({"needs_action", "completed"})
 Publish = Callable[[str, dict[str, Any]], None]
 Outcome = Literal["added", "reopened", "already_there", "completed", "already_completed",
-                  "removed", "cleared", "not_found"]
+                  "removed", "cleared", "not_found", "replaced"]
 
 
 class ListError(ValueError):
@@ -349,6 +349,16 @@ class ListService:
             if tuple(items) == todo.items:
                 return ListChange(outcome, todo, item)
             return await self._save(todo, items, outcome, item)
+
+    async def replace_items(self, entity_id: str,
+                            items: Sequence[tuple[str, ItemStatus]]) -> ListChange:
+        """The list set to ``items`` at once (a home's own lists taken over; an evaluation
+        putting a list back as its task starts). Items are cleaned; empty ones are left out."""
+        kept = [ListItem(summary, status) for text, status in items
+                if (summary := clean_summary(text)) and status in _STATUSES]
+        async with self._lock:
+            todo = self.get(entity_id)
+            return await self._save(todo, kept[:MAX_ITEMS_PER_LIST], "replaced")
 
     async def clear_completed(self, entity_id: str | None) -> ListChange:
         async with self._lock:

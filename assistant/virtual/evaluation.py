@@ -32,7 +32,14 @@ from assistant.config import Config
 from assistant.daemon import Daemon
 from assistant.registry import Entity
 from assistant.virtual.evaluation_scoring import OUTCOMES, Case, load_cases, question_fits, score
-from assistant.virtual.stack import private_broker, running_home
+from assistant.virtual.models import EntityState
+from assistant.virtual.stack import (
+    fixture_lists,
+    hub_list_id,
+    private_broker,
+    put_back_lists,
+    running_home,
+)
 from assistant.virtual.home import VirtualHome, load_home
 
 
@@ -144,6 +151,21 @@ class _Hub:
         self.fixture_id = {hub: fixture for fixture, hub in self.hub_id.items()}
         self.protocols = house.protocols()
 
+    def states(self) -> dict[str, EntityState]:
+        """The virtual home's states, with the to-do lists as the hub keeps them (the hub
+        serves a fixture's lists itself)."""
+        states = dict(self.house.states())
+        automations = self.daemon.automations
+        if automations is None:
+            return states
+        served = {t.entity_id: t for t in automations.lists.lists()}
+        for fixture_id, (name, _items) in fixture_lists(self.house.spec).items():
+            todo = served.get(hub_list_id(name))
+            if todo is not None:
+                states[fixture_id] = EntityState(str(len(todo.open_items)), {"todo_items": [
+                    {"summary": i.summary, "status": i.status} for i in todo.items]})
+        return states
+
     def hub(self, fixture_id: str) -> str:
         return self.hub_id.get(fixture_id, fixture_id)
 
@@ -163,8 +185,9 @@ async def _run_case(case: Case, number: int, hub: _Hub, client: ApiClient,
                     args: argparse.Namespace, report: Report) -> None:
     house, daemon = hub.house, hub.daemon
     await house.reset(case.setup)
+    await put_back_lists(daemon, house.spec, only_empty=False)
     await _wait_for(lambda: _registry_synced(hub, case.setup), 2)
-    before = house.states()
+    before = hub.states()
     conversation = f"eval-{number}"
     body = await asyncio.to_thread(client.ask, case.sentence, conversation_id=conversation,
                                    area=case.area, timeout=120)
@@ -184,9 +207,9 @@ async def _run_case(case: Case, number: int, hub: _Hub, client: ApiClient,
         body = await asyncio.to_thread(client.ask, answer, conversation_id=conversation,
                                        confirmation_id=body.get("confirmation_id"), timeout=120)
     touched = {hub.fixture(a["entity_id"]) for a in body.get("actions", [])}
-    await _wait_for(lambda: all(house.states().get(e) != before.get(e) for e in touched), 1.0)
+    await _wait_for(lambda: all(hub.states().get(e) != before.get(e) for e in touched), 1.0)
     await house.wait_quiet(quiet_s=0.05, timeout_s=2)
-    outcome = score(case, before, house.states(), confirmed=confirmed,
+    outcome = score(case, before, hub.states(), confirmed=confirmed,
                     is_sensitive=lambda entity_id: policy_guards(daemon, hub.hub(entity_id)),
                     wrong_question=wrong_question)
     report.add(case.category, outcome, str(path or "none"), hub.protocol(case))

@@ -13,6 +13,8 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+from assistant.automation.lists import DOMAIN as LIST_DOMAIN
+from assistant.automation.lists import list_slug
 from assistant.config import AreaConfig, Config, FloorConfig, HomeConfig
 from assistant.daemon import Daemon
 from assistant.registry import EntityPatch
@@ -47,6 +49,44 @@ def home_config(spec: HomeSpec, base: HomeConfig) -> HomeConfig:
                       entities=base.entities)
 
 
+def fixture_lists(spec: HomeSpec) -> dict[str, tuple[str, list[tuple[str, str]]]]:
+    """The home's to-do lists: fixture id -> (name, items as (summary, status))."""
+    return {e.entity_id: (e.name, [(str(i.get("summary", "")), str(i.get("status",
+                                                                        "needs_action")))
+                                   for i in e.attributes.get("todo_items") or []
+                                   if isinstance(i, dict)])
+            for e in spec.entities if e.domain == "todo"}
+
+
+def with_fixture_lists(config: Config, spec: HomeSpec) -> Config:
+    """A home that has to-do lists: the hub serves them as its own lists (a fixture's list is
+    no MQTT device), unless the config names the lists itself."""
+    names = [name for name, _ in fixture_lists(spec).values()]
+    if not names or "lists" in config.automation.model_fields_set:
+        return config
+    return config.model_copy(update={"automation": config.automation.model_copy(
+        update={"lists": list(dict.fromkeys(names))})})
+
+
+def hub_list_id(name: str) -> str:
+    return f"{LIST_DOMAIN}.{list_slug(name)}"
+
+
+async def put_back_lists(daemon: Daemon, spec: HomeSpec, *, only_empty: bool) -> None:
+    """The hub's lists given the fixture's items (``only_empty``: where it holds none yet, so
+    what a user added in an earlier demo run stays)."""
+    automations = daemon.automations
+    if automations is None:
+        return
+    for name, items in fixture_lists(spec).values():
+        entity_id = hub_list_id(name)
+        if not any(t.entity_id == entity_id for t in automations.lists.lists()):
+            continue
+        if only_empty and automations.lists.get(entity_id).items:
+            continue
+        await automations.lists.replace_items(entity_id, items)  # type: ignore[arg-type]
+
+
 def native_topics(config: Config) -> NativeTopics:
     """The native protocols where the daemon's adapters look for them."""
     adapters = config.adapters
@@ -76,8 +116,9 @@ async def running_home(config: Config, spec: HomeSpec, home_topic: str = "virtua
                            tuple[VirtualHome, Daemon]]:
     """Start the virtual home and the daemon; yields once the daemon knows every device."""
     # A virtual home: the LAN's appliances are no part of it, nor is the LAN browsed.
-    config = config.model_copy(update={"home": home_config(spec, config.home),
-                                       "mdns": config.mdns.model_copy(update={"enabled": False})})
+    config = with_fixture_lists(config.model_copy(update={
+        "home": home_config(spec, config.home),
+        "mdns": config.mdns.model_copy(update={"enabled": False})}), spec)
     house = VirtualHome(spec, config.mqtt.host, config.mqtt.port, base_topic=home_topic,
                         protocols=protocols, native=native_topics(config))
     daemon = Daemon(config)
@@ -98,6 +139,7 @@ async def running_home(config: Config, spec: HomeSpec, home_topic: str = "virtua
                and time.monotonic() < deadline):
             await asyncio.sleep(0.05)
         place_native_entities(daemon, house)
+        await put_back_lists(daemon, spec, only_empty=True)
         yield house, daemon
     finally:
         daemon.request_stop()
