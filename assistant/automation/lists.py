@@ -314,6 +314,10 @@ class ListService:
     def lists(self) -> list[TodoList]:
         return list(self._lists.values())
 
+    def named(self, name: str) -> TodoList | None:
+        """The list called ``name`` (as configured), or None."""
+        return self._lists.get(list_slug(name))
+
     def get(self, entity_id: str | None = None) -> TodoList:
         """The list with this entity id; None: the default one (the first configured)."""
         if entity_id is None:

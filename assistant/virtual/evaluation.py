@@ -35,7 +35,6 @@ from assistant.virtual.evaluation_scoring import OUTCOMES, Case, load_cases, que
 from assistant.virtual.models import EntityState
 from assistant.virtual.stack import (
     fixture_lists,
-    hub_list_id,
     private_broker,
     put_back_lists,
     running_home,
@@ -150,20 +149,19 @@ class _Hub:
         self.hub_id = house.known_as(daemon.registry.all_entities())
         self.fixture_id = {hub: fixture for fixture, hub in self.hub_id.items()}
         self.protocols = house.protocols()
+        # fixture id -> the hub's list: the hub serves a fixture home's to-do lists itself
+        automations = daemon.automations
+        self.lists = {fixture_id: name for fixture_id, (name, _) in
+                      fixture_lists(house.spec).items()} if automations is not None else {}
 
     def states(self) -> dict[str, EntityState]:
-        """The virtual home's states, with the to-do lists as the hub keeps them (the hub
-        serves a fixture's lists itself)."""
+        """The virtual home's states, with the to-do lists as the hub keeps them."""
         states = dict(self.house.states())
-        automations = self.daemon.automations
-        if automations is None:
-            return states
-        served = {t.entity_id: t for t in automations.lists.lists()}
-        for fixture_id, (name, _items) in fixture_lists(self.house.spec).items():
-            todo = served.get(hub_list_id(name))
+        for fixture_id, name in self.lists.items():
+            todo = self.daemon.automations.lists.named(name)  # type: ignore[union-attr]
             if todo is not None:
-                states[fixture_id] = EntityState(str(len(todo.open_items)), {"todo_items": [
-                    {"summary": i.summary, "status": i.status} for i in todo.items]})
+                states[fixture_id] = EntityState(str(len(todo.open_items)),
+                                                 {"todo_items": todo.payload()["items"]})
         return states
 
     def hub(self, fixture_id: str) -> str:

@@ -13,8 +13,6 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from assistant.automation.lists import DOMAIN as LIST_DOMAIN
-from assistant.automation.lists import list_slug
 from assistant.config import AreaConfig, Config, FloorConfig, HomeConfig
 from assistant.daemon import Daemon
 from assistant.registry import EntityPatch
@@ -68,10 +66,6 @@ def with_fixture_lists(config: Config, spec: HomeSpec) -> Config:
         update={"lists": list(dict.fromkeys(names))})})
 
 
-def hub_list_id(name: str) -> str:
-    return f"{LIST_DOMAIN}.{list_slug(name)}"
-
-
 async def put_back_lists(daemon: Daemon, spec: HomeSpec, *, only_empty: bool) -> None:
     """The hub's lists given the fixture's items (``only_empty``: where it holds none yet, so
     what a user added in an earlier demo run stays)."""
@@ -79,12 +73,10 @@ async def put_back_lists(daemon: Daemon, spec: HomeSpec, *, only_empty: bool) ->
     if automations is None:
         return
     for name, items in fixture_lists(spec).values():
-        entity_id = hub_list_id(name)
-        if not any(t.entity_id == entity_id for t in automations.lists.lists()):
+        todo = automations.lists.named(name)
+        if todo is None or (only_empty and todo.items):
             continue
-        if only_empty and automations.lists.get(entity_id).items:
-            continue
-        await automations.lists.replace_items(entity_id, items)  # type: ignore[arg-type]
+        await automations.lists.replace_items(todo.entity_id, items)  # type: ignore[arg-type]
 
 
 def native_topics(config: Config) -> NativeTopics:
