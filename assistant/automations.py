@@ -108,6 +108,9 @@ class Automations:
             skills.register(skill)
         self._watcher: RuleDirectoryWatcher | None = None
         self._reloading: asyncio.Task[None] | None = None
+        self._reload_wanted = False
+        self._reload_lock = asyncio.Lock()  # one reload at a time, whoever asks
+        self._announcing: set[asyncio.Task[None]] = set()  # kept until done
 
     def use_voice(self, speak: Speak | None) -> None:
         """Speak notices through voice once it runs (None: publish and tell in replies)."""
@@ -149,17 +152,25 @@ class Automations:
         await self.lists.close()
 
     def request_reload(self) -> None:
-        """A rule file changed (or SIGHUP): load the directory again, once at a time."""
+        """A rule file changed (or SIGHUP): load the directory again; a change made while a
+        reload reads the files is read by the next one."""
+        self._reload_wanted = True
         if self._reloading is None or self._reloading.done():
-            self._reloading = asyncio.get_running_loop().create_task(self.reload_rules())
+            self._reloading = asyncio.get_running_loop().create_task(self._reload_while_wanted())
+
+    async def _reload_while_wanted(self) -> None:
+        while self._reload_wanted:
+            self._reload_wanted = False
+            await self.reload_rules()
 
     async def reload_rules(self) -> None:
         """Every rule file again; a broken one is logged and never stops the others, and
         rules that did not change keep running (and their timers) undisturbed."""
-        if not self.rules_dir.is_dir():
-            return
-        result = await load_rules_async(self.rules_dir)
-        errors = [*result.errors, *self.rules.load(result.rules)]
+        async with self._reload_lock:
+            if not self.rules_dir.is_dir():
+                return
+            result = await load_rules_async(self.rules_dir)
+            errors = [*result.errors, *self.rules.load(result.rules)]
         for error in errors:
             log.error("rule not loaded: %s", error)
         log.info("%d rules loaded from %s (%d with errors)", len(result.rules),
@@ -178,7 +189,9 @@ class Automations:
         dropped in silence."""
         notice = missed_timer_notice(job) if job.kind == "timer" \
             else self.schedules.missed_notice(job)
-        asyncio.get_running_loop().create_task(self.notices.announce(notice))
+        task = asyncio.get_running_loop().create_task(self.notices.announce(notice))
+        self._announcing.add(task)
+        task.add_done_callback(self._announcing.discard)
 
     def _publish(self, suffix: str, payload: dict[str, Any]) -> None:
         self._publish_message(MqttMessage(
