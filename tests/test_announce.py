@@ -377,7 +377,8 @@ async def test_our_discovery_adapter_makes_working_entities_of_the_announcement(
         request_id, result_id, switch_id = (f"kitchen-hub_{key}" for key in (
             "last_request", "last_result", "mute_listening"))
         # The switch's retained state and the availability arrive after its config, in any order.
-        await _registry_until(registry, lambda: len(ours()) == 5 and ours()[switch_id].state == "off"
+        await _registry_until(registry, lambda: len(ours()) == 5
+                              and ours()[switch_id].state == "off"
                               and all(e.available for e in ours().values()))
 
         hub.record("what is the code 1234", ConversationResponse("No code needed.", path="llm"))

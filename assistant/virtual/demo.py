@@ -118,7 +118,8 @@ def _print_welcome(spec: HomeSpec, daemon: Daemon) -> None:
           '  mimo-home ask "lock the front door"   (then: mimo-home ask yes)\n'
           "  mimo-home listen command.wav          (a recording of a command)\n"
           '  mimo-home ask "set a timer for 10 seconds"\n'
-          f"Rules (Home Assistant automation YAML) in {rules_directory(daemon.config)} reload on save.\n"
+          f"Rules (Home Assistant automation YAML) in {rules_directory(daemon.config)} "
+          "reload on save.\n"
           "or type a request here. Ctrl-C stops.", flush=True)
 
 
