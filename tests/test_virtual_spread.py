@@ -170,15 +170,20 @@ async def test_the_daemon_finds_and_commands_a_device_in_every_protocol() -> Non
                 before = house.states()[entity_id].state
                 await daemon.converse(ConversationRequest(sentence, f"e2e-{entity_id}"))
                 await until(lambda: house.states()[entity_id].state != before)
-            # each command went out on the protocol's own topic, in its own format
-            assert json.loads(watcher.payload("zigbee2mqtt/Kitchen Light/set"))["state"] == "ON"
-            assert watcher.payload(f"cmnd/{where['switch.coffee_maker'].native_id}/POWER") in (
+            # each command went out on the protocol's own topic, in its own format (the house may
+            # apply a command before the watcher's copy of it arrives, so wait for each)
+            async def sent(topic: str) -> str:
+                await until(lambda: watcher.payload(topic) is not None)
+                return watcher.payload(topic) or ""
+
+            assert json.loads(await sent("zigbee2mqtt/Kitchen Light/set"))["state"] == "ON"
+            assert await sent(f"cmnd/{where['switch.coffee_maker'].native_id}/POWER") in (
                 "ON", "1")
-            shelly = json.loads(watcher.payload(f"{where['light.bedroom'].native_id}/rpc"))
+            shelly = json.loads(await sent(f"{where['light.bedroom'].native_id}/rpc"))
             assert shelly["method"] in ("Light.Set", "Light.Toggle") and shelly["src"]
             homie = f"homie/5/{where['light.living_room_lamp'].native_id}/light/state/set"
-            assert watcher.payload(homie) == "true"
-            assert watcher.payload("virtual-home/light/hallway/set") is not None
+            assert await sent(homie) == "true"
+            assert await sent("virtual-home/light/hallway/set")
             # and never on HA discovery's topic for a device that speaks another protocol
             assert watcher.payload("virtual-home/light/kitchen/set") is None
         finally:
