@@ -238,8 +238,21 @@ class AutomationConfig(Strict):
     rules_max_runs_per_minute: int = Field(30, ge=1, le=600)
 
 
+def _known_language(code: str) -> str:
+    """A language home-assistant-intents covers ("it", "es", "pt-BR"): its intents are the
+    fast path's, and replies, confirmation words and speech follow it."""
+    from home_assistant_intents import get_languages
+
+    known = get_languages()
+    if code not in known:
+        close = difflib.get_close_matches(code, known, n=3)
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        raise ValueError(f"unknown language {code!r}{hint}; known: {', '.join(known)}")
+    return code
+
+
 class UnderstandingConfig(Strict):
-    language: Literal["en"] = "en"
+    language: Annotated[str, AfterValidator(_known_language)] = "en"
     fast_path: bool = True
     # How long a "yes" still confirms a lock/garage/valve/alarm action.
     confirmation_window_s: float = Field(20.0, gt=0, le=300)

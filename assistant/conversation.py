@@ -31,7 +31,8 @@ from assistant.messages import (
 )
 from assistant.registry import DeviceRegistry, Entity, normalize_name
 from assistant.safety import SECRET_MARK, SafetyPolicy, extract_secrets, redact
-from assistant.understanding.fastpath import COMMAND_TEXT, NO_MATCH, FastPath
+from assistant.understanding.fastpath import NO_MATCH, FastPath
+from assistant.understanding.routes import COMMAND_TEXT
 from device_adapters.base import ReportWait
 from skills.base import (
     CommandSink,

@@ -123,3 +123,16 @@ def test_automation_settings_are_checked(tmp_path: Path) -> None:
     assert "automation.time_zone" in problems and "Mars/Olympus" in problems
     assert "automation.location.latitude" in problems
     assert "automation.misfire_grace_s" in problems
+
+
+def test_the_language_is_a_code_home_assistant_intents_covers(tmp_path: Path) -> None:
+    path = tmp_path / "language.yaml"
+    for code in ("it", "es", "pt-BR"):
+        path.write_text(f"understanding:\n  language: {code}\n")
+        assert load_config(path, environ={}).understanding.language == code
+    path.write_text("understanding:\n  language: itt\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, environ={})
+    problem, = caught.value.problems
+    assert problem.startswith("understanding.language: Value error, unknown language 'itt'")
+    assert "did you mean it" in problem

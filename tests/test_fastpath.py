@@ -3,7 +3,8 @@
 import pytest
 
 from assistant.understanding.aliases import derived_area_names, derived_names
-from assistant.understanding.fastpath import FastPath, _merge
+from assistant.understanding.fastpath import FastPath
+from assistant.understanding.routes import merge_own
 from assistant.registry import Area, DeviceRegistry, Entity, Floor
 
 
@@ -291,7 +292,7 @@ def test_valve_phrasings(flat: DeviceRegistry) -> None:
 def test_own_templates_may_not_replace_upstream_lists() -> None:
     base = {"intents": {}, "lists": {"brightness": {}}, "expansion_rules": {}}
     with pytest.raises(ValueError):
-        _merge(base, {"lists": {"brightness": {"values": []}}})
+        merge_own(base, {"lists": {"brightness": {"values": []}}})
 
 
 def test_a_kind_without_a_place_is_not_every_such_device(flat: DeviceRegistry) -> None:

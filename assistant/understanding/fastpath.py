@@ -6,10 +6,11 @@ device class), with the speaker's area as context; when a name could mean severa
 different rooms the answer is a question, never a guess.
 
 Besides each device's own names, the ``name`` list holds derived ones ("the speaker", "the
-heating", see ``assistant.understanding.aliases``); those must point at exactly one device once the room is
-taken into account. Our own templates (``data/sentences_<lang>.yaml``) add common phrasings the
-upstream set lacks, including commands without any target ("pause", "louder"), which go to the
-one device that can be meant or else to a question.
+heating", see ``assistant.understanding.aliases``); those must point at exactly one device
+once the room is taken into account. Which intents are matched and what each becomes is in
+``assistant.understanding.routes``; our own templates add common phrasings the upstream set
+lacks, including commands without any target ("pause", "louder"), which go to the one device
+that can be meant or else to a question.
 """
 
 from __future__ import annotations
@@ -19,48 +20,24 @@ import logging
 import re
 import time
 from collections import defaultdict
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cache
-from importlib import resources
 from typing import Any
 
-import yaml
-from hassil import Intents, RecognizeResult, TextSlotList, recognize_best
+from hassil import RecognizeResult, TextSlotList, recognize_best
 from hassil.intents import TextSlotValue
-from home_assistant_intents import get_intents
 
-from assistant.understanding.aliases import derived_area_names, derived_names
 from assistant.messages import ToolCall
 from assistant.registry import DeviceRegistry, Entity, RegistryChange, normalize_name
 from assistant.safety import SafetyPolicy
+from assistant.understanding.aliases import derived_area_names, derived_names
+from assistant.understanding.routes import REPLIES, ROUTES, TARGET_SLOTS, Route, load_language
 from assistant.understanding.template_filter import TemplateFilter
+from assistant.understanding.words import words_for
 
 log = logging.getLogger(__name__)
 
-# Upstream intents this module maps onto tools; the rest are left out of matching entirely,
-# which also keeps recognition fast (fewer templates to try). Our own intents come from
-# data/sentences_<lang>.yaml and are always kept.
-SUPPORTED_INTENTS = frozenset({
-    "HassTurnOn", "HassTurnOff", "HassToggle", "HassLightSet", "HassGetState",
-    "HassClimateGetTemperature", "HassClimateSetTemperature", "HassSetPosition",
-    "HassFanSetSpeed", "HassMediaPause", "HassMediaUnpause", "HassMediaNext",
-    "HassMediaPrevious", "HassSetVolume", "HassSetVolumeRelative", "HassVacuumStart",
-    "HassVacuumReturnToBase", "HassNevermind", "HassGetCurrentTime", "HassGetCurrentDate",
-    "HassMediaPlayerMute",
-})
-_ALL_WORDS = re.compile(r"\b(all|every|everything|both)\b")
-# Device nouns; said in the singular with a room ("the light in the den") they mean one
-# device, in the plural ("the lights in the den") every one there.
-_DEVICE_NOUNS = ("light", "lamp", "bulb", "fan", "switch", "plug", "outlet", "speaker", "tv",
-                 "television", "valve", "sprinkler", "lock", "door", "heater", "thermostat")
-_PLURAL_NOUN = re.compile(r"\b(" + "|".join(
-    n + ("es" if n.endswith("ch") else "s") for n in _DEVICE_NOUNS) + r")\b")
-_ARTICLE = re.compile(r"^(the|my|our) ")
 # "21°C" -> "21 degrees C": the templates spell the unit as words.
 _DEGREE_SIGN = re.compile(r"\s*°\s*")
-VOLUME_STEP_PCT = 10
-BRIGHTNESS_STEP_PCT = 25
 # Devices that serve the whole home or follow the listener around: a command without a target
 # may mean one in another room, so the speaker's room is a preference for them, not a filter.
 _FOLLOW_THE_SPEAKER = frozenset({"media_player", "vacuum", "climate"})
@@ -111,181 +88,6 @@ class _Together(enum.Enum):
     NEVER = enum.auto()  # no: ask which one
 
 
-def _fixed(**args: Any) -> Callable[[dict[str, Any]], dict[str, Any]]:
-    return lambda _slots: args
-
-
-def _no_args(_slots: dict[str, Any]) -> dict[str, Any]:
-    return {}
-
-
-def _light_args(slots: dict[str, Any]) -> dict[str, Any]:
-    args: dict[str, Any] = {}
-    if "brightness" in slots:
-        args["brightness_pct"] = int(slots["brightness"])
-    if "brightness_step" in slots:
-        args["brightness_step_pct"] = _step(slots["brightness_step"], BRIGHTNESS_STEP_PCT)
-    if "color" in slots:
-        args["color"] = str(slots["color"])
-    if "temperature" in slots:  # upstream: {color_temperature:temperature}, in kelvin
-        args["color_temp_kelvin"] = int(slots["temperature"])
-    return args
-
-
-def _volume_step_args(slots: dict[str, Any]) -> dict[str, Any]:
-    return {"volume_step_pct": _step(slots["volume_step"], VOLUME_STEP_PCT)}
-
-
-def _step(step: Any, default_pct: int) -> int:
-    """A relative change: "up"/"down" by the default step, or a signed number of percent."""
-    return default_pct if step == "up" else -default_pct if step == "down" else int(step)
-
-
-def _temperature_args(slots: dict[str, Any]) -> dict[str, Any]:
-    degrees = float(slots["temperature"])
-    if slots.get("temperature_unit") == "fahrenheit":  # the tool takes °C
-        degrees = round((degrees - 32) * 5 / 9 * 2) / 2
-    return {"temperature": degrees}
-
-
-@dataclass(frozen=True, slots=True)
-class _Route:
-    """How a matched intent becomes one tool call."""
-
-    tool: str
-    # what the tool acts on: limits a named target, and is the target when none was said
-    domains: tuple[str, ...] = ()
-    args: Callable[[dict[str, Any]], dict[str, Any]] = _no_args
-    device_classes: tuple[str, ...] = ()
-    # When several devices fit, those in one of these states are the ones meant: "pause"
-    # pauses what is playing.
-    prefer_states: frozenset[str] = frozenset()
-    # False for a skill's own intents (timers, lists, schedules): no device is meant.
-    targeted: bool = True
-
-
-_PLAYING = frozenset({"playing"})
-_CLEANING = frozenset({"cleaning"})
-_ROUTES: dict[str, _Route] = {
-    "HassTurnOn": _Route("turn_on"),
-    "HassTurnOff": _Route("turn_off"),
-    "HassToggle": _Route("toggle"),
-    "HassGetState": _Route("get_state"),
-    "HassClimateGetTemperature": _Route("get_state", ("climate", "sensor"),
-                                        device_classes=("temperature",)),
-    "HassLightSet": _Route("set_light", ("light",), _light_args),
-    "HassClimateSetTemperature": _Route("set_temperature", ("climate",), _temperature_args),
-    "MimoClimateSetMode": _Route("set_hvac_mode", ("climate",),
-                                 lambda slots: {"hvac_mode": str(slots["hvac_mode"])}),
-    "HassSetPosition": _Route("set_position", ("cover", "valve"),
-                              lambda slots: {"position": int(slots["position"])}),
-    "HassFanSetSpeed": _Route("set_fan_speed", ("fan",),
-                              lambda slots: {"percentage": int(slots["percentage"])}),
-    "HassMediaPause": _Route("media", ("media_player",), _fixed(command="pause"),
-                             prefer_states=_PLAYING),
-    "HassMediaUnpause": _Route("media", ("media_player",), _fixed(command="play"),
-                               prefer_states=frozenset({"paused"})),
-    "HassMediaNext": _Route("media", ("media_player",), _fixed(command="next"),
-                            prefer_states=_PLAYING),
-    "HassMediaPrevious": _Route("media", ("media_player",), _fixed(command="previous"),
-                                prefer_states=_PLAYING),
-    "HassSetVolume": _Route("set_volume", ("media_player",),
-                            lambda slots: {"volume_pct": int(slots["volume_level"])},
-                            prefer_states=_PLAYING),
-    "HassSetVolumeRelative": _Route("set_volume", ("media_player",), _volume_step_args,
-                                    prefer_states=_PLAYING),
-    "HassMediaPlayerMute": _Route("set_volume", ("media_player",), _fixed(volume_pct=0),
-                                  prefer_states=_PLAYING),
-    "HassVacuumStart": _Route("vacuum", ("vacuum",), _fixed(command="start")),
-    "HassVacuumReturnToBase": _Route("vacuum", ("vacuum",), _fixed(command="return_to_base")),
-    "MimoVacuumStop": _Route("vacuum", ("vacuum",), _fixed(command="stop"),
-                             prefer_states=_CLEANING),
-    "MimoVacuumPause": _Route("vacuum", ("vacuum",), _fixed(command="pause"),
-                              prefer_states=_CLEANING),
-}
-_REPLIES: dict[str, Callable[[], str]] = {
-    "HassNevermind": lambda: "OK.",
-    "HassGetCurrentTime": lambda: time.strftime("It is %H:%M."),
-    "HassGetCurrentDate": lambda: time.strftime("Today is %A, %B %d, %Y."),
-}
-
-
-@dataclass(frozen=True, slots=True)
-class _Language:
-    """A language's intents (upstream and ours) and the routes our skill files declare."""
-
-    intents: Intents
-    routes: dict[str, _Route]
-
-
-@cache
-def _load_language(language: str) -> _Language:
-    """Upstream intents, our ``sentences_<lang>.yaml`` and one ``sentences_<lang>_<skill>.yaml``
-    per skill. A skill's file names, under ``routes:``, the tool each intent becomes; the
-    intent's slots are the tool's arguments."""
-    data = get_intents(language)
-    if data is None:
-        raise ValueError(f"no intents for language {language!r}")
-    routes: dict[str, _Route] = {}
-    own_files = [resources.files("assistant") / "data" / f"sentences_{language}.yaml",
-                 *sorted((f for f in (resources.files("assistant") / "data").iterdir()
-                          if f.name.startswith(f"sentences_{language}_")
-                          and f.name.endswith(".yaml")), key=lambda f: f.name)]
-    extras = [yaml.safe_load(f.read_text(encoding="utf-8")) for f in own_files if f.is_file()]
-    for extra in extras:
-        for intent_name, spec in (extra.pop("routes", None) or {}).items():
-            if intent_name in _ROUTES or intent_name in routes:
-                raise ValueError(f"intent {intent_name} is routed twice")
-            routes[intent_name] = _file_route(spec)
-    kept = SUPPORTED_INTENTS | routes.keys()
-    data["intents"] = {k: v for k, v in data["intents"].items() if k in kept}
-    for extra in extras:
-        _merge(data, extra)
-    return _Language(Intents.from_dict(data), routes)
-
-
-def _file_route(spec: dict[str, Any]) -> _Route:
-    """``{tool, args (fixed), domains}``: with domains, the spoken name or area is resolved
-    to ``entity_ids`` of those domains like any device; without, no device is meant."""
-    fixed = dict(spec.get("args") or {})
-    domains = tuple(spec.get("domains") or ())
-
-    def args(slots: dict[str, Any]) -> dict[str, Any]:
-        what = {k: v for k, v in slots.items() if not domains or k not in _TARGET_SLOTS}
-        return {**_slots_as_args(what), **fixed}
-
-    return _Route(str(spec["tool"]), domains, args, targeted=bool(domains))
-
-
-# Slots that say which devices are meant, not what to do with them.
-_TARGET_SLOTS = frozenset({"name", "area", "floor", "domain", "device_class"})
-
-
-# Slots holding the words of a command to run later (HA's ``conversation_command``): the
-# conversation understands them into ``calls`` before the tool runs.
-COMMAND_TEXT = "command_text"
-_COMMAND_SLOTS = frozenset({"conversation_command", "command"})
-
-
-def _slots_as_args(slots: dict[str, Any]) -> dict[str, Any]:
-    """A skill intent's slots, as its tool's arguments."""
-    return {(COMMAND_TEXT if name in _COMMAND_SLOTS else name):
-            value.strip() if isinstance(value, str) else value
-            for name, value in slots.items()}
-
-
-def _merge(base: dict[str, Any], extra: dict[str, Any]) -> None:
-    """Add our own templates, lists and rules to the upstream intent data."""
-    for intent_name, intent in extra.get("intents", {}).items():
-        base["intents"].setdefault(intent_name, {"data": []})["data"].extend(intent["data"])
-    for key in ("lists", "expansion_rules"):
-        clash = base.setdefault(key, {}).keys() & extra.get(key, {}).keys()
-        if clash:  # replacing an upstream list or rule would change upstream sentences
-            raise ValueError(f"own {key} reuse upstream names: {sorted(clash)}")
-        base[key].update(extra.get(key, {}))
-    base["skip_words"] = [*base.get("skip_words", []), *extra.get("skip_words", [])]
-
-
 class FastPath:
     def __init__(self, registry: DeviceRegistry, language: str = "en", *,
                  policy: SafetyPolicy | None = None) -> None:
@@ -293,9 +95,10 @@ class FastPath:
         self.language = language
         self._own_policy = policy is None
         self.policy = policy or SafetyPolicy(registry)
-        loaded = _load_language(language)
+        loaded = load_language(language)
+        self.words = words_for(language)
         self._intents = loaded.intents
-        self._routes = {**_ROUTES, **loaded.routes}
+        self._routes = {**ROUTES, **loaded.routes}
         self._slot_lists: dict[str, TextSlotList] | None = None
         self._template_filter: TemplateFilter | None = None
         # spoken name (normalised) -> entity ids: own names first, derived names second
@@ -399,14 +202,14 @@ class FastPath:
 
     def _to_calls(self, result: RecognizeResult, text: str, area: str | None) -> FastPathResult:
         intent = result.intent.name
-        if intent in _REPLIES:
-            return FastPathResult(intent, reply=_REPLIES[intent]())
+        if intent in REPLIES:
+            return FastPathResult(intent, reply=REPLIES[intent]())
         route = self._routes.get(intent)
         if route is None:
             return NO_MATCH
         if not route.targeted:  # a place the speaker did not say is not an argument
             spoken = {name: slot.value for name, slot in result.entities.items()
-                      if slot.text_span is not None or name not in _TARGET_SLOTS}
+                      if slot.text_span is not None or name not in TARGET_SLOTS}
             return FastPathResult(intent, (ToolCall(route.tool, route.args(spoken)),))
         args = route.args({name: slot.value for name, slot in result.entities.items()})
         targets = self._targets(result)
@@ -437,13 +240,13 @@ class FastPath:
         _collect(targets.name_classes, required.get("device_class"))
         return targets
 
-    def _resolve(self, targets: _Targets, route: _Route, text: str,
+    def _resolve(self, targets: _Targets, route: Route, text: str,
                  speaker_area: str | None) -> list[str]:
         """Entity ids for the targets, or _Unresolved with a question / explanation."""
-        everything = bool(_ALL_WORDS.search(text.casefold()))
+        everything = self.words.says_all(text)
         if targets.name is not None:
             found, derived = self._named(targets, route)
-            if derived and _ARTICLE.sub("", normalize_name(text)) == targets.name:
+            if derived and self.words.without_article(normalize_name(text)) == targets.name:
                 # "music" or "heat" on its own is a fragment, not a request to switch it on
                 raise _NotACommand(text)
             found = self._in_place(found, targets)
@@ -471,7 +274,7 @@ class FastPath:
                     raise _Unresolved(f"I couldn't find {self._describe(targets)}.")
             # Questions report every device that fits; actions said in the singular act on one.
             if len(found) > 1 and route.tool != "get_state" and not everything \
-                    and not _PLURAL_NOUN.search(text.casefold()):
+                    and not self.words.says_plural_noun(text):
                 return self._one_in_place(found, targets, text, route.prefer_states)
             return [e.entity_id for e in found]
         # No place was said: never all devices of a kind, unless they are all in this room.
@@ -482,7 +285,7 @@ class FastPath:
                       prefer_states: frozenset[str]) -> list[str]:
         """A singular request in a room with several fitting devices: the one that is active,
         the one whose name has the noun said, the room's own ("Den Light"), else ask."""
-        said = set(normalize_name(text).split()) & set(_DEVICE_NOUNS)
+        said = self.words.singular_nouns_in(normalize_name(text))
         room = normalize_name(self.registry.area_name(targets.area) or "") if targets.area \
             else ""
         narrowings = (
@@ -499,7 +302,7 @@ class FastPath:
         raise _Unresolved(self._which_question(found, targets), clarification=True,
                           candidates=tuple(e.entity_id for e in found))
 
-    def _named(self, targets: _Targets, route: _Route) -> tuple[list[Entity], bool]:
+    def _named(self, targets: _Targets, route: Route) -> tuple[list[Entity], bool]:
         """Devices called ``targets.name`` that the template and tool accept, and whether
         only a derived name matched them (own names win over derived ones)."""
         for index, derived in ((self._by_name, False), (self._by_derived_name, True)):
@@ -594,7 +397,7 @@ def _meant_together(found: list[Entity], together: _Together, in_speaker_area: b
     return together is _Together.SPEAKER_AREA and in_speaker_area
 
 
-def _may_be_named(entity: Entity, targets: _Targets, route: _Route) -> bool:
+def _may_be_named(entity: Entity, targets: _Targets, route: Route) -> bool:
     """Whether a device with the spoken name fits the template and the tool."""
     return ((not targets.name_domains or entity.domain in targets.name_domains)
             and (not targets.name_classes or entity.device_class in targets.name_classes)
