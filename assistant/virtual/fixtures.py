@@ -41,10 +41,15 @@ _STATE_ALIASES: Mapping[str, Mapping[str, str]] = {
 }
 
 
+# A name in other languages, by language code: {"it": ("Cucina",)}.
+Spoken = Mapping[str, tuple[str, ...]]
+
+
 @dataclass(frozen=True, slots=True)
 class FloorSpec:
     id: str
     name: str
+    spoken: Spoken = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +58,7 @@ class AreaSpec:
     name: str
     floor: str | None = None  # floor id
     aliases: tuple[str, ...] = ()  # other names the room goes by ("Hall" for the Hallway)
+    spoken: Spoken = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +85,7 @@ class VirtualEntitySpec:
     device: str | None = None  # device id
     # Scenes only: what activating it does, as {entity_id: {"state": .., "attributes": ..}}.
     scene_states: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    spoken: Spoken = field(default_factory=dict)
 
     @property
     def object_id(self) -> str:
@@ -144,11 +151,11 @@ def normalise_attributes(raw: Mapping[str, Any]) -> tuple[Any, dict[str, Any]]:
 
 
 def _parse_home(document: Mapping[str, Any]) -> HomeSpec:
-    floors = {str(f["id"]): FloorSpec(str(f["id"]), str(f["name"]))
+    floors = {str(f["id"]): FloorSpec(str(f["id"]), str(f["name"]), _spoken(f))
               for f in document.get("floors") or ()}
     areas = tuple(
         AreaSpec(str(a["id"]), str(a["name"]), _text(a.get("floor")),
-                 tuple(str(alias) for alias in a.get("aliases") or ()))
+                 tuple(str(alias) for alias in a.get("aliases") or ()), _spoken(a))
         for a in document.get("areas") or ()
     )
     for area in areas:  # some fixtures name floors only on their areas
@@ -197,7 +204,13 @@ def _parse_entity(raw: Mapping[str, Any],
         attributes=attributes,
         device=device,
         scene_states={str(k): v or {} for k, v in (raw.get("scene_states") or {}).items()},
+        spoken=_spoken(raw),
     )
+
+
+def _spoken(raw: Mapping[str, Any]) -> Spoken:
+    return {str(language): tuple(str(name) for name in names)
+            for language, names in (raw.get("spoken") or {}).items()}
 
 
 def _plain(value: Any) -> Any:

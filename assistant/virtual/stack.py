@@ -35,13 +35,13 @@ def with_bundled_llm(config: Config) -> Config:
     return config.model_copy(update={"llm": config.llm.model_copy(update={"model_path": path})})
 
 
-def home_config(spec: HomeSpec, base: HomeConfig) -> HomeConfig:
-    """The fixture's floors and areas, plus whatever the user configured."""
-    floors = {f.id: FloorConfig(id=f.id, name=f.name) for f in spec.floors}
-    for area in spec.areas:
-        if area.floor and area.floor not in floors:
-            floors[area.floor] = FloorConfig(id=area.floor, name=area.floor.replace("_", " "))
-    areas = [AreaConfig(id=a.id, name=a.name, floor=a.floor, aliases=list(a.aliases))
+def home_config(spec: HomeSpec, base: HomeConfig, language: str = "en") -> HomeConfig:
+    """The fixture's floors and areas, known also by their names in ``language``, plus
+    whatever the user configured."""
+    floors = {f.id: FloorConfig(id=f.id, name=f.name, aliases=list(f.spoken.get(language, ())))
+              for f in spec.floors}
+    areas = [AreaConfig(id=a.id, name=a.name, floor=a.floor,
+                        aliases=[*a.aliases, *a.spoken.get(language, ())])
              for a in spec.areas]
     return HomeConfig(floors=[*floors.values(), *base.floors], areas=[*areas, *base.areas],
                       entities=base.entities)
@@ -88,17 +88,21 @@ def native_topics(config: Config) -> NativeTopics:
 
 
 def place_native_entities(daemon: Daemon, house: VirtualHome) -> None:
-    """Native protocols carry no area: put their entities in the fixture's areas, as a
-    user does in ``home.entities`` (the config's own entries win)."""
+    """Native protocols carry no area: put their entities in the fixture's areas, and give
+    every entity its fixture names in the configured language, as a user does in
+    ``home.entities`` (the config's own entries win)."""
     known_as = house.known_as(daemon.registry.all_entities())
     own = daemon.config.home.entities
+    language = daemon.config.understanding.language
     patches = {entity_id: EntityPatch(o.name, tuple(o.aliases), o.area)
                for entity_id, o in own.items()}
     specs = {e.entity_id: e for e in house.spec.entities}
     for fixture_id, protocol in house.protocols().items():
-        hub_id = known_as.get(fixture_id)
-        if protocol != "ha" and hub_id and hub_id not in own and specs[fixture_id].area:
-            patches[hub_id] = EntityPatch(area=specs[fixture_id].area)
+        hub_id, spec = known_as.get(fixture_id), specs[fixture_id]
+        area = spec.area if protocol != "ha" else None
+        names = spec.spoken.get(language, ())
+        if hub_id and hub_id not in own and (area or names):
+            patches[hub_id] = EntityPatch(aliases=names, area=area)
     daemon.registry.set_overrides(patches)
 
 
@@ -109,7 +113,7 @@ async def running_home(config: Config, spec: HomeSpec, home_topic: str = "virtua
     """Start the virtual home and the daemon; yields once the daemon knows every device."""
     # A virtual home: the LAN's appliances are no part of it, nor is the LAN browsed.
     config = with_fixture_lists(config.model_copy(update={
-        "home": home_config(spec, config.home),
+        "home": home_config(spec, config.home, config.understanding.language),
         "mdns": config.mdns.model_copy(update={"enabled": False})}), spec)
     house = VirtualHome(spec, config.mqtt.host, config.mqtt.port, base_topic=home_topic,
                         protocols=protocols, native=native_topics(config))
