@@ -223,6 +223,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from assistant.virtual.demo import run_demo
 
     config = resolve_config(args.config)
+    if args.language:
+        try:
+            understanding = config.understanding.model_validate(
+                {**config.understanding.model_dump(), "language": args.language})
+            config = config.model_copy(update={"understanding": understanding})
+        except ValueError as error:
+            print(f"--language: {error}", file=sys.stderr)
+            return 2
     setup_logging(args.log_level or "WARNING")
     return asyncio.run(run_demo(config, home=args.home, config_given=bool(
         args.config or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG_PATH.is_file()),
@@ -301,6 +309,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--protocols", default="ha", help=PROTOCOLS_HELP)
     demo.add_argument("--fresh", action="store_true",
                       help="forget the timers, schedules, lists and rules of earlier demo runs")
+    demo.add_argument("--language", help="the language the home is spoken to in (it, es, ...): "
+                      "the demo home's devices answer to their names in it")
     demo.set_defaults(func=cmd_demo)
 
     evaluate = sub.add_parser("eval", parents=[common], help="score understanding on datasets")
