@@ -30,6 +30,7 @@ from assistant.automation.timers import TimerService, missed_timer_notice
 from assistant.config import Config
 from assistant.messages import Execute, MqttMessage
 from assistant.registry import DeviceRegistry
+from assistant.replies import kept_names, replies_for
 from assistant.rules.check import check_directory
 from assistant.rules.engine import RuleEngine, rule_problems
 from assistant.rules.loader import RuleDirectoryWatcher, load_rules_async, save_rule_file
@@ -85,7 +86,9 @@ class Automations:
         self.location = home_location(config, self.time_zone)
         state = Path(config.state_dir)
         self.rules_dir = rules_directory(config)
-        self.notices = Notices(publish=self._publish, speak=self._say, clock=self.clock)
+        replies = replies_for(config.understanding.language)
+        self.notices = Notices(publish=self._publish, speak=self._say, clock=self.clock,
+                               say=lambda text: replies.say(text, keep=kept_names(registry)))
         self.scheduler = Scheduler(state / "automation.sqlite3", clock=self.clock,
                                    timezone=self.time_zone, misfire_grace_s=cfg.misfire_grace_s,
                                    on_missed=self._missed)
@@ -96,7 +99,8 @@ class Automations:
                                          announce=self.notices.announce, clock=self.clock,
                                          location=self.location, publish=self._publish)
         self.lists = ListService(state / "lists.sqlite3", registry, publish=self._publish,
-                                 names=tuple(cfg.lists))
+                                 names=tuple(cfg.lists),
+                                 ask_which=cfg.unnamed_list == "ask")
         self.rules = RuleEngine(registry, send=send, policy=policy, subscribe=subscribe,
                                 publish=publish, announce=self.notices.announce,
                                 clock=self.clock, location=self.location,

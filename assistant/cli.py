@@ -24,6 +24,7 @@ from assistant.llm.bench import add_bench_llm_arguments
 from assistant.llm.models import add_model_arguments
 from assistant.virtual.runtime import running_demo
 from assistant.voice.commands import add_bench_voice_arguments, add_listen_arguments
+from assistant.voice.piper_voices import add_voice_pull_arguments
 
 log = logging.getLogger("mimo-home")
 
@@ -200,7 +201,8 @@ def cmd_bench_voice(args: argparse.Namespace) -> int:
         # end-of-speech -> command published, through the real daemon and a virtual home
         async with demo_stack(config) as (_house, daemon):
             return await bench_voice(args, registry=daemon.registry, converse=daemon.converse,
-                                     config=config.voice)
+                                     config=config.voice.for_home(
+                                         config.understanding.language, daemon.config.state_dir))
 
     return asyncio.run(bench())
 
@@ -208,15 +210,26 @@ def cmd_bench_voice(args: argparse.Namespace) -> int:
 def cmd_bench_nlu(args: argparse.Namespace) -> int:
     from assistant.virtual.bench import run_nlu_bench
 
-    result = run_nlu_bench(sizes=(50, 500), repeats=args.repeats)
+    result = run_nlu_bench(repeats=args.repeats)
     if args.json:
         print(json.dumps({"entities": result}))
     else:
-        print(f"{'entities':>8} {'median_ms':>10} {'p95_ms':>8} {'first_ms':>9}  utterances")
+        print(f"{'entities':>8} {'median_ms':>10} {'p95_ms':>8} {'first_ms':>9} {'cpu_ms':>7}"
+              "  utterances")
         for size, row in result.items():
             print(f"{size:>8} {row['median_ms']:>10.2f} {row['p95_ms']:>8.2f} "
-                  f"{row['first_median_ms']:>9.2f}  {row['samples']}")
+                  f"{row['first_median_ms']:>9.2f} {row['cpu_median_ms']:>7.2f}"
+                  f"  {row['samples']}")
     return 0
+
+
+def cmd_model(args: argparse.Namespace) -> int:
+    from assistant.llm.models import command_models_dir, model_command
+    from assistant.voice.piper_voices import parse_voice_name, pull_voice_command
+
+    if args.model_command == "pull" and parse_voice_name(args.name) is not None:
+        return pull_voice_command(args, args.dir or command_models_dir())
+    return model_command(args)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -346,7 +359,8 @@ def build_parser() -> argparse.ArgumentParser:
     voice.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     voice.set_defaults(func=cmd_bench_voice)
     model = sub.add_parser("model", help="download, list and verify model files")
-    add_model_arguments(model)
+    add_voice_pull_arguments(add_model_arguments(model))
+    model.set_defaults(func=cmd_model)
     return parser
 
 

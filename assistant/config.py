@@ -231,6 +231,9 @@ class AutomationConfig(Strict):
     misfire_grace_s: float = Field(300.0, ge=0, le=86_400)
     lists: list[Annotated[str, Field(min_length=1, max_length=60)]] = Field(
         default_factory=lambda: ["Shopping List", "To-do"], max_length=20)
+    # A request that names no list ("put milk on the list"): the first of `lists` (the shopping
+    # list), or "ask" which one when there are several.
+    unnamed_list: Literal["first", "ask"] = "first"
     # Home Assistant automation YAML files; None: <state_dir>/rules.
     rules_dir: Path | None = None
     # Sensitive devices (locks, garage doors, ...) rule files may command without a yes.
@@ -273,6 +276,11 @@ class Config(Strict):
     automation: AutomationConfig = AutomationConfig()
     llm: LlmConfig = LlmConfig()
     voice: VoiceConfig = VoiceConfig()
+
+    @model_validator(mode="after")
+    def _voice_fits_the_language(self) -> Config:
+        self.voice.for_home(self.understanding.language, self.state_dir)  # raises on a misfit
+        return self
 
 
 class ConfigError(Exception):

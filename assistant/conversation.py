@@ -15,7 +15,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Literal, Protocol
+from typing import Protocol
 
 from assistant.config import UnderstandingConfig
 from assistant.llm.grounding import Grounding, is_question
@@ -30,8 +30,11 @@ from assistant.messages import (
     UnderstandingPath,
 )
 from assistant.registry import DeviceRegistry, Entity, normalize_name
+from assistant.replies import Answer, kept_names, replies_for
 from assistant.safety import SECRET_MARK, SafetyPolicy, extract_secrets, redact
+from assistant.understanding.compound import Part, Parts
 from assistant.understanding.fastpath import NO_MATCH, FastPath
+from assistant.understanding.followups import FollowUps, LastTurn
 from assistant.understanding.routes import COMMAND_TEXT
 from device_adapters.base import ReportWait
 from skills.base import (
@@ -46,13 +49,6 @@ from skills.base import (
 
 log = logging.getLogger(__name__)
 
-# An answer to a confirmation question is "yes" only when every word is one of these.
-_YES_WORDS = frozenset("yes yeah yep yup sure ok okay confirm confirmed correct affirmative "
-                       "absolutely definitely".split())
-_YES_PHRASES = re.compile(r"\b(do it|go ahead|please do)\b")
-_YES_FILLERS = frozenset("please do it go ahead thanks thank you that s fine".split())
-_NO_WORDS = frozenset("no nope nah not don t dont never cancel stop abort wait hold mind "
-                      "nevermind negative actually but later undo".split())
 _CAPABILITIES = re.compile(r"^(what (else )?can (you|i) (do|say|ask)|what are you able to do|"
                            r"what do you do|how can you help|help( me)?)\b")
 _CANNOT = "Sorry, I can't do that yet."
@@ -61,23 +57,16 @@ _CANNOT = "Sorry, I can't do that yet."
 SWEEPING_TOOLS = frozenset({"turn_on", "turn_off", "open", "close"})
 MAX_GUESSES = 3  # at most this many unnamed devices are offered in one question
 
-Answer = Literal["yes", "no", "mixed"]
 # The unheard notices (a timer that went off, a reminder) for a conversation or an area, as
 # the words to say before the next reply there; "" when there are none.
 NoticesForReply = Callable[[str | None, str | None], str]
 
 
-def classify_answer(text: str) -> Answer | None:
+def classify_answer(text: str, language: str = "en") -> Answer | None:
     """"yes" only when unambiguous; "no" for a refusal; "mixed" for an answer that mixes
-    or takes back; None when the text is no answer at all (a new request)."""
-    words = re.findall(r"[a-z]+", text.casefold())
-    has_yes = bool(_YES_WORDS & set(words)) or bool(_YES_PHRASES.search(" ".join(words)))
-    has_no = bool(_NO_WORDS & set(words))
-    if has_yes and not has_no:
-        return "yes" if set(words) <= _YES_WORDS | _YES_FILLERS else "mixed"
-    if has_no:
-        return "mixed" if has_yes else "no"
-    return None
+    or takes back; None when the text is no answer at all (a new request). The words are
+    the language's (``assistant/data/replies_<lang>.yaml``)."""
+    return replies_for(language).answers.classify(text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +77,8 @@ class Turn:
     calls: tuple[ToolCall, ...]
     reply: str
     at: float
+    # the fast-path sentences the calls came from, for "and the kitchen too"
+    understood: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +116,7 @@ class _Pending:
     calls: tuple[ToolCall, ...]
     entity_ids: frozenset[str]
     until: float
+    understood: tuple[str, ...] = ()  # the fast-path sentences, kept for follow-ups
 
 
 @dataclass
@@ -140,17 +132,23 @@ class Conversation:
                  config: UnderstandingConfig, *, policy: SafetyPolicy,
                  report_wait: ReportWait | None = None,
                  notices_for_reply: NoticesForReply | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 followup_window_s: float = 120.0) -> None:
         self.registry = registry
         self.skills = skills
         self.send = send
         self.fast_path = fast_path
         self.reasoner = reasoner
         self.config = config
+        self.replies = replies_for(config.language)
         self.policy = policy
         self.report_wait = report_wait
         self.notices_for_reply = notices_for_reply
         self.clock = clock
+        # how long "turn it off" still refers to the last turn (llm.history_window_s)
+        self.followup_window_s = followup_window_s
+        self._parts = Parts(fast_path) if fast_path is not None else None
+        self._followups = FollowUps(fast_path, self._parts) if fast_path is not None else None
         self._states: dict[str, _ConversationState] = {}
 
     async def handle(self, request: ConversationRequest) -> ConversationResponse:
@@ -163,7 +161,8 @@ class Conversation:
             if self.notices_for_reply else ""
         if told:
             response = replace(response, reply=f"{told} {response.reply}".strip())
-        return replace(response, conversation_id=conversation_id)
+        return replace(response, conversation_id=conversation_id,
+                       reply=self.replies.say(response.reply, keep=kept_names(self.registry)))
 
     async def run_scheduled(self, run: ScheduledRun) -> ConversationResponse:
         """Calls a timer, schedule or rule runs on its own: the same executor and policy as
@@ -195,11 +194,19 @@ class Conversation:
 
         hint = None
         if self.fast_path is not None:
+            followed = await self._follow_up(text, request, state)
+            if followed is not None:
+                return followed
             result = self.fast_path.understand(text, request.area)
-            if not all(self.skills.has_tool(call.tool) for call in result.calls):
+            if not self._runnable(result.calls):
                 result = NO_MATCH  # a skill that is switched off (automation.enabled: false)
             if result.calls:
-                return await self._execute(text, result.calls, "fast", request, state)
+                return await self._execute(text, result.calls, "fast", request, state,
+                                           understood=(text,))
+            if not result.matched or (result.unresolved and not result.clarification):
+                compound = await self._compound(text, request, state)
+                if compound is not None:
+                    return compound
             if result.reply is not None and not result.unresolved:
                 return self._remember(text, (), ConversationResponse(result.reply, path="fast"),
                                       state)
@@ -214,13 +221,55 @@ class Conversation:
             return ConversationResponse(self._capabilities(), path="none")
         return await self._reason(text, request, state, hint)
 
+    def _runnable(self, calls: tuple[ToolCall, ...]) -> bool:
+        return all(self.skills.has_tool(call.tool) for call in calls)
+
+    # -- compound requests and follow-ups on the fast path ---------------------------------
+
+    async def _compound(self, text: str, request: ConversationRequest,
+                        state: _ConversationState) -> ConversationResponse | None:
+        """Every understood part in order through one execution; one reply that also says
+        which parts were not done. None when no part is understood, or when some part is not
+        and the LLM, which reads the whole request, is ready."""
+        assert self._parts is not None
+        parts = self._parts.split(text, request.area)
+        done = [p for p in parts or () if p.result.calls and self._runnable(p.result.calls)]
+        if not done or (len(done) < len(parts or ()) and self._reasoner_ready()):
+            return None
+        notes = tuple(_not_done(p) for p in parts or () if p not in done)
+        response = await self._execute(
+            text, tuple(c for p in done for c in p.result.calls), "fast", request, state,
+            notes=notes, understood=tuple(p.understood or p.said for p in done))
+        return replace(response, clarification=any(p.result.clarification for p in parts or ()))
+
+    async def _follow_up(self, text: str, request: ConversationRequest,
+                         state: _ConversationState) -> ConversationResponse | None:
+        """A follow-up of the last turn in this conversation, while it is recent; None for
+        anything else (and for a follow-up with nothing recent to refer to)."""
+        last = state.history[-1] if state.history else None
+        if self._followups is None or last is None or not last.calls \
+                or self.clock() - last.at > self.followup_window_s:
+            return None
+        follow = self._followups.resolve(text, LastTurn(last.understood, last.calls),
+                                         request.area)
+        if follow is None or not self._runnable(follow.undo + follow.calls):
+            return None
+        if not follow.calls:  # the new target did not resolve: the LLM may know, else ask
+            if self._reasoner_ready():
+                return None
+            return self._remember(text, (), ConversationResponse(
+                follow.reply or "", path="fast", clarification=follow.clarification,
+                success=False), state)
+        return await self._execute(text, follow.calls, "fast", request, state,
+                                   undo=follow.undo, understood=follow.understood)
+
     # -- confirmations ---------------------------------------------------------------------
 
     async def _answer_pending(self, text: str, request: ConversationRequest,
                               state: _ConversationState) -> ConversationResponse | None:
         """The response to an answer to the pending question, or None for a new request.
         Any answer consumes the question; only an unambiguous "yes" in time runs it."""
-        answer = classify_answer(text)
+        answer = self.replies.answers.classify(text)
         pending, state.pending = state.pending, None
         if pending is None:
             if answer == "yes" and len(text.split()) <= 3:
@@ -238,7 +287,8 @@ class Conversation:
                                         "nothing.", path="confirmation", success=False)
         if answer == "yes":
             return await self._execute(text, pending.calls, "confirmation", request, state,
-                                       confirmed=pending.entity_ids)
+                                       confirmed=pending.entity_ids,
+                                       understood=pending.understood)
         if answer == "mixed":
             return ConversationResponse("I didn't take that as a clear yes, so I did nothing.",
                                         path="confirmation")
@@ -361,17 +411,22 @@ class Conversation:
     async def _execute(self, text: str, calls: tuple[ToolCall, ...], path: UnderstandingPath,
                        request: ConversationRequest, state: _ConversationState,
                        confirmed: frozenset[str] = frozenset(),
-                       ask_first: frozenset[str] = frozenset()) -> ConversationResponse:
+                       ask_first: frozenset[str] = frozenset(), *,
+                       undo: tuple[ToolCall, ...] = (), notes: tuple[str, ...] = (),
+                       understood: tuple[str, ...] = ()) -> ConversationResponse:
+        """Runs ``undo`` (taking back the last action, kept out of the history) and then
+        ``calls``; ``notes`` (parts not done) close the reply."""
         context = self._context(request.area, request.conversation_id, confirmed, ask_first)
         calls, problems = self._with_commands_understood(calls, request.area)
-        replies, actions, to_confirm, success = await self._run_calls(calls, context, path)
-        replies = [*problems, *replies]
-        success = success and not problems
+        replies, actions, to_confirm, success = await self._run_calls(undo + calls, context,
+                                                                      path)
+        replies = [*problems, *replies, *notes]
+        success = success and not problems and not notes
         pending = None
         if to_confirm:
             pending = _Pending(uuid.uuid4().hex[:12], tuple(to_confirm), frozenset(
                 eid for call in to_confirm for eid in call_entity_ids(call)),
-                self.clock() + self.config.confirmation_window_s)
+                self.clock() + self.config.confirmation_window_s, understood)
         state.pending = pending
         response = ConversationResponse(
             " ".join(r for r in replies if r), tuple(actions), path,
@@ -381,7 +436,7 @@ class Conversation:
                                                          if k != "entity_ids"}))
                           for call in to_confirm for eid in call_entity_ids(call)),
             success=success)
-        return self._remember(text, calls, response, state)
+        return self._remember(text, calls, response, state, understood)
 
     def _context(self, area: str | None, conversation_id: str | None,
                  confirmed: frozenset[str] = frozenset(),
@@ -449,16 +504,18 @@ class Conversation:
         return tuple(kept), problems
 
     def _remember(self, text: str, calls: tuple[ToolCall, ...], response: ConversationResponse,
-                  state: _ConversationState) -> ConversationResponse:
+                  state: _ConversationState, understood: tuple[str, ...] = ()
+                  ) -> ConversationResponse:
         """Keep the turn for follow-ups: the calls as far as they ran, secrets redacted."""
         masked, _ = extract_secrets(text)
+        understood = tuple(extract_secrets(sentence)[0] for sentence in understood)
         acted = {a.entity_id for a in response.actions}
         ran = [c if c.tool == "get_state" else ToolCall(c.tool, {**c.args, "entity_ids": [
                    e for e in c.args.get("entity_ids", ()) if e in acted]})
                for c in calls if c.tool == "get_state" or acted & set(c.args.get("entity_ids", ()))]
         redacted = tuple(ToolCall(c.tool, redact(c.args)) for c in ran)
         state.history = [*state.history[-3:],
-                         Turn(masked, redacted, response.reply, self.clock())]
+                         Turn(masked, redacted, response.reply, self.clock(), understood)]
         return response
 
 
@@ -474,9 +531,17 @@ def _named_but_untouched(grounding: Grounding, calls: tuple[ToolCall, ...],
             and not any(normalize_name(e.name) in name for name in touched_names)]
 
 
+def _not_done(part: Part) -> str:
+    """What the reply says of a part of a compound request that was not done."""
+    if part.result.reply:
+        return part.result.reply
+    return f"I didn't understand \"{extract_secrets(part.said)[0]}\", so I did nothing about it."
+
+
 def _with_secrets(call: ToolCall, secrets: list[str]) -> ToolCall:
     """The call with the marker the model saw put back to the code the user said."""
     if not secrets:
         return call
     args = {k: secrets[0] if v == SECRET_MARK else v for k, v in call.args.items()}
     return ToolCall(call.tool, args)
+

@@ -122,7 +122,8 @@ class Daemon:
                                              config.understanding.report_wait_s,
                                              self.gateway.reports_state),
                                          notices_for_reply=self.automations.notices_for_reply
-                                         if self.automations is not None else None)
+                                         if self.automations is not None else None,
+                                         followup_window_s=config.llm.history_window_s)
         self.api = ConversationApi(config.mqtt.base_topic, self.converse, self.link.publish)
         self.appliances = ApplianceInventory(config.mdns, self.registry)
         self.supervisor = Supervisor()
@@ -164,7 +165,8 @@ class Daemon:
             return None
         from assistant.llm.reasoner import LlmReasoner  # heavy: only when configured
 
-        return LlmReasoner(self.config.llm, self.skills, self.registry)
+        return LlmReasoner(self.config.llm, self.skills, self.registry,
+                           self.config.understanding.language)
 
     async def converse(self, request: ConversationRequest) -> ConversationResponse:
         started = time.perf_counter()
@@ -247,7 +249,10 @@ class Daemon:
         """Voice is an extra: if its models or devices fail, text keeps working."""
         from assistant.voice.service import VoiceService  # heavy: only when configured
 
-        voice = VoiceService(self.config.voice, self.converse, self.registry, self.link)
+        # The voice hears and speaks the home's language; its models live in the state dir.
+        config = self.config.voice.for_home(self.config.understanding.language,
+                                            self.config.state_dir)
+        voice = VoiceService(config, self.converse, self.registry, self.link)
         try:
             await voice.start()
         except Exception as exc:

@@ -46,6 +46,11 @@ class Targets(BaseModel):
     entity_ids: entity_ids_field()  # type: ignore[valid-type]
 
 
+class StateQuestion(Targets):
+    state: str | None = Field(None, description="ask only which are in this state, e.g. on, "
+                                                "open, locked")
+
+
 class LightArgs(Targets):
     entity_ids: entity_ids_field("light")  # type: ignore[valid-type]
     brightness_pct: int | None = Field(None, ge=0, le=100, description="absolute brightness")
@@ -305,10 +310,12 @@ class HomeControlSkill(Skill):
                            "disarm": "disarmed {names}"}[args.command])
 
     @tool("get_state", "Answer a question about the current state of devices and sensors.",
-          Targets)
-    async def get_state(self, args: Targets, ctx: ToolContext) -> ToolResult:
+          StateQuestion)
+    async def get_state(self, args: StateQuestion, ctx: ToolContext) -> ToolResult:
         entities = [e for e in map(ctx.registry.get, args.entity_ids) if e is not None]
-        return ToolResult(reply=" ".join(describe_state(e, ctx) for e in entities))
+        if args.state is None or not entities:
+            return ToolResult(reply=" ".join(describe_state(e, ctx) for e in entities))
+        return ToolResult(reply=_in_state_reply(entities, args.state, ctx))
 
 
 async def _act(ctx: ToolContext, tool_name: str, args: Targets,
@@ -407,6 +414,21 @@ def _verbs(commands: list[tuple[Entity, EntityCommand]], tense: int) -> str:
     verbs = dict.fromkeys(SERVICE_VERBS.get(c.service, (c.service.replace("_", " "),) * 2)[tense]
                           for _, c in commands)
     return " / ".join(verbs)
+
+
+def _in_state_reply(entities: list[Entity], state: str, ctx: ToolContext) -> str:
+    """"Which lights are on", "is any window open", "are all doors locked": those of
+    ``entities`` in ``state`` (as reported, or as said: a window sensor's "on" is "open")."""
+    said = state.replace("_", " ")
+    inside = [e for e in entities if e.available and state in
+              {e.state, _binary_words(e.device_class).get(e.state or "")}]
+    if len(entities) == 1:
+        sentence = describe_state(entities[0], ctx)
+        return f"{'Yes' if inside else 'No'}, {sentence[0].lower()}{sentence[1:]}"
+    if not inside:
+        return f"None of the {len(entities)} is {said}."
+    verb = "is" if len(inside) == 1 else "are"
+    return f"{len(inside)} of {len(entities)} {verb} {said}: {spoken_names(inside)}."
 
 
 def describe_state(entity: Entity, ctx: ToolContext) -> str:

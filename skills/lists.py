@@ -23,6 +23,7 @@ from assistant.automation.lists import (
     ListNotSavedError,
     ListService,
     UnknownListError,
+    UnnamedListError,
 )
 from assistant.messages import Action, ToolResult
 from skills.base import ENTITY_REF_KEY, Skill, ToolContext, tool
@@ -107,6 +108,10 @@ async def _each(args: ListArgs, ctx: ToolContext, tool_name: str,
             replies.append(_not_a_list(entity_id, ctx))
             success = False
             continue
+        except UnnamedListError as exc:
+            replies.append(f"Which list do you mean: {_or_joined(exc.names)}?")
+            success = False
+            continue
         except (EmptyItemError, ListFullError, ListNotSavedError) as exc:
             replies.append(_failure(exc))
             success = False
@@ -171,4 +176,12 @@ def _capitalized(text: str) -> str:
 
 
 def _and_joined(words: list[str]) -> str:
-    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + f" and {words[-1]}"
+    return _joined(words, "and")
+
+
+def _or_joined(words: tuple[str, ...]) -> str:
+    return _joined(list(words), "or")
+
+
+def _joined(words: list[str], last: str) -> str:
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + f" {last} {words[-1]}"

@@ -84,8 +84,9 @@ async def test_a_question_only_reads_states() -> None:
     reasoner = ScriptedReasoner(Proposal((ToolCall("turn_on", {
         "entity_ids": ["light.kitchen", "light.bedroom"]}),)))
     conversation, sent = make_conversation(reasoner)
-    response = await conversation.handle(ask("which lights are on?"))
-    assert sent.commands == [] and not response.actions
+    # (the fast path answers "which lights are on?" itself: this one goes to the model)
+    response = await conversation.handle(ask("which lights did I leave on?"))
+    assert response.path == "llm" and sent.commands == [] and not response.actions
     assert "Kitchen Light is off" in response.reply and "Bedroom Light is off" in response.reply
 
 

@@ -33,12 +33,12 @@ class Home:
     """A registry with a light, the lists service on ``path`` and its tools."""
 
     def __init__(self, path: Path | None, names: tuple[str, ...] = ("Shopping List", "To-do"),
-                 registry: DeviceRegistry | None = None) -> None:
+                 registry: DeviceRegistry | None = None, ask_which: bool = False) -> None:
         self.registry = registry or DeviceRegistry(None)
         self.registry.upsert(Entity(entity_id="light.kitchen", name="Kitchen Light",
                                     domain="light", source="test"))
         self.published: Published = []
-        self.lists = ListService(path, self.registry, names=names,
+        self.lists = ListService(path, self.registry, names=names, ask_which=ask_which,
                                  publish=lambda topic, body: self.published.append((topic, body)))
         self.skills = SkillRegistry()
         self.skills.register(ListSkill(self.lists))
@@ -124,6 +124,23 @@ async def test_the_named_list_and_not_the_default_one_changes(tmp_path: Path) ->
         "Call the plumber is not on your shopping list.", False)
     assert (await home.run("read_list", entity_ids=["todo.to_do"])).reply == \
         "On your to-do list: call the plumber."
+
+
+async def test_lists_without_a_default_ask_which_one_when_none_is_named() -> None:
+    home = await started(None, names=("Personal Tasks", "Trader Joe's"), ask_which=True)
+    result = await home.run("add_to_list", item="milk")
+    assert (result.reply, result.success, result.actions) == (
+        "Which list do you mean: Personal Tasks or Trader Joe's?", False, ())
+    assert [todo.items for todo in map(home.lists.get, ["todo.personal_tasks",
+                                                        "todo.trader_joe_s"])] == [(), ()]
+    named = await home.run("add_to_list", item="milk", entity_ids=["todo.trader_joe_s"])
+    assert named.success and home.summaries("todo.trader_joe_s") == [("milk", "needs_action")]
+    # one list: nothing to ask; and the usual default is the first list
+    only = await started(None, names=("Personal Tasks",), ask_which=True)
+    assert (await only.run("add_to_list", item="milk")).success
+    first = await started(None, names=("Personal Tasks", "Trader Joe's"))
+    assert (await first.run("add_to_list", item="milk")).reply == \
+        "Added milk to your personal tasks list."
 
 
 async def test_a_device_or_an_unknown_id_is_not_a_list(tmp_path: Path) -> None:

@@ -436,3 +436,14 @@ async def test_reasoner_adapter_maps_to_the_conversation_contract() -> None:
 def test_quote_escapes_angle_brackets_only_inside_json() -> None:
     assert quote("a<b>") == '"a\\u003cb\\u003e"'
     assert json.loads(quote({"x": "<think>"})) == {"x": "<think>"}
+
+
+def test_a_home_in_another_language_gets_the_models_replies_in_it() -> None:
+    italian = static_instructions(small_skills(), "it")
+    english = static_instructions(small_skills())
+    assert 'Write "reply" in the home\'s language, the one with code "it".' in italian
+    assert "home's language" not in english
+    # the tools still follow their heading, in both
+    for text in (italian, english):
+        heading = text.index("Tools (arguments marked ? are optional):")
+        assert text.index("- ", heading) > heading

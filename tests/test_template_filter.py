@@ -110,6 +110,9 @@ def test_recognition_is_the_same_with_and_without_the_filter() -> None:
         filtered = recognize_best(text, fast._template_filter.intents_for(text), **options)
         unfiltered = recognize_best(text, intents, **options)
         assert _outcome(filtered) == _outcome(unfiltered), text
+        # and with the templates that can fill "name" tried first
+        assert _outcome(fast._template_filter.recognize_best(text, **options)) \
+            == _outcome(unfiltered), text
         matched += unfiltered is not None
     assert matched > 150  # most samples are real sentences, so the comparison means something
 
@@ -147,6 +150,47 @@ def test_what_the_filter_leaves_out() -> None:
                   for sentence in block.sentences}
     assert media_only and not media_only & kept("pause the kitchen light")
     assert media_only & kept("pause the den tv")
+    # every word said must be one the template or its lists can say
+    area_light = "<turn> on [<all>] [<the>] {area} <light>"
+    assert area_light in kept("turn on the kitchen lights")
+    assert area_light not in kept("turn on the kitchen ceiling lights")
+    assert area_light not in kept("turn on the den spot-light")  # a name's words, no {name}
+    assert name_only in kept("turn on the den spot-light")
+    # a word may be made of several pieces: "fan" and "[s]"
+    fans = "[<turn>] [<all>] [<the>] {area} fan[s] on"
+    assert fans in everything
+    assert fans in kept("turn the kitchen fans on") and fans in kept("turn the kitchen fan on")
+    assert fans not in kept("turn the kitchen fanz on")
+    # a room and a name each take their own words: "kitchen" cannot be both
+    room_and_name = "<turn> on [<the>] {area} [<the>] {name}"
+    assert room_and_name not in kept("turn on the kitchen light")
+    assert room_and_name in kept("turn on the den heat pump")
+    assert room_and_name in kept("turn on the kitchen kitchen light")
+
+
+def test_the_name_filling_templates_are_tried_first() -> None:
+    fast = FastPath(small_home())
+    fast.understand("hello")
+    template_filter = fast._template_filter
+    options: dict[str, Any] = {"slot_lists": fast._slot_lists, "intent_context": {},
+                               "language": "en", "best_slot_name": "name"}
+    tried: list[set[str]] = []
+    real = template_filter._intents_of
+
+    def recording(kept: int) -> Intents:
+        tried.append(_templates(real(kept)))
+        return real(kept)
+
+    template_filter._intents_of = recording  # type: ignore[method-assign]
+    # a name matches: the templates without {name} are never tried
+    result = template_filter.recognize_best("turn on the kitchen light", **options)
+    assert result is not None and result.entities["name"].text == "kitchen light"
+    assert len(tried) == 1 and "<turn> on [<all>] [<the>] {area} <light>" not in tried[0]
+    # no name matches: everything that can match is tried, as hassil would
+    tried.clear()
+    result = template_filter.recognize_best("turn on the lights in the den", **options)
+    assert result is not None and "name" not in result.entities
+    assert "<turn> on [(<all>|<the>)] <light> <in> [<the>] {area}" in tried[-1]
 
 
 def test_the_filter_follows_the_registry() -> None:

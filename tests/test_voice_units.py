@@ -10,6 +10,7 @@ import logging
 import struct
 import threading
 import wave
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -184,8 +185,10 @@ async def test_replies_go_to_a_wav_dir_or_an_mqtt_topic(tmp_path: Any) -> None:
 
 def test_voice_config_defaults_and_mistakes() -> None:
     config = VoiceConfig()
-    assert config.stt.model_source().endswith("model")  # the bundled tiny.en directory
-    assert config.tts.voice_path().name == "en_US-joe-medium.onnx"
+    nowhere = Path("/nonexistent")  # English needs nothing joined or pulled
+    assert config.stt.model_source(nowhere).endswith("model")  # the bundled tiny.en directory
+    joe = config.tts.piper_voice_for("en", nowhere)
+    assert joe is not None and joe.name == "en_US-joe-medium.onnx"
     with pytest.raises(ValidationError, match="Extra inputs"):
         VoiceConfig.model_validate({"stt": {"modle": "tiny"}})
     with pytest.raises(ValidationError, match="needs wav_dir"):

@@ -55,6 +55,14 @@ class UnknownListError(ListError):
     """No configured list has this entity id."""
 
 
+class UnnamedListError(ListError):
+    """No list was named and several could be meant: which one is for the user to say."""
+
+    def __init__(self, names: Sequence[str]) -> None:
+        super().__init__(", ".join(names))
+        self.names = tuple(names)
+
+
 class ListFullError(ListError):
     """The list already holds ``MAX_ITEMS_PER_LIST`` items."""
 
@@ -273,8 +281,11 @@ class ListService:
 
     def __init__(self, store: Path | None, registry: DeviceRegistry, *,
                  publish: Publish | None = None,
-                 names: Sequence[str] = ("Shopping List", "To-do")) -> None:
+                 names: Sequence[str] = ("Shopping List", "To-do"),
+                 ask_which: bool = False) -> None:
         self._path = store
+        # a request that names no list: the first one (the shopping list), or ask which
+        self._ask_which = ask_which
         self._registry = registry
         self._publish = publish
         self._lists: dict[str, TodoList] = {}
@@ -319,8 +330,11 @@ class ListService:
         return self._lists.get(list_slug(name))
 
     def get(self, entity_id: str | None = None) -> TodoList:
-        """The list with this entity id; None: the default one (the first configured)."""
+        """The list with this entity id; None: the default one (the first configured), or
+        ``UnnamedListError`` where the lists have no default and there are several."""
         if entity_id is None:
+            if self._ask_which and len(self._lists) > 1:
+                raise UnnamedListError([todo.name for todo in self._lists.values()])
             return self._lists[self._default]
         domain, _, slug = entity_id.partition(".")
         if domain != DOMAIN or slug not in self._lists:

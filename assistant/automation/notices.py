@@ -3,8 +3,8 @@
 speaker there could say it.
 
 ``Notices.announce`` is the ``Announce`` callable the automation services are given. The
-text is said and shown as it is: it may hold device or timer names, which are data, so it
-is never formatted, parsed or handed to anything that interprets it.
+text may hold device or timer names, which are data, so it is never formatted or handed to
+anything that interprets it; it is only put in the home's language (``say``), names kept.
 """
 
 from __future__ import annotations
@@ -44,7 +44,8 @@ class Notices:
 
     def __init__(self, *, publish: Publish | None, speak: Speak | None, clock: Clock,
                  keep_s: float = 3600.0, max_kept: int = 50,
-                 speak_timeout_s: float = 60.0) -> None:
+                 speak_timeout_s: float = 60.0,
+                 say: Callable[[str], str] | None = None) -> None:
         if keep_s <= 0 or max_kept < 1:
             raise ValueError("keep_s must be positive and max_kept at least 1")
         self._publish = publish
@@ -52,6 +53,9 @@ class Notices:
         self._clock = clock
         self._keep_for = timedelta(seconds=keep_s)
         self._speak_timeout_s = speak_timeout_s
+        # The text in the home's language where it is said or published (assistant/replies);
+        # kept in English, for the reply that tells it is translated as a whole.
+        self._say = say or (lambda text: text)
         # Oldest first; a full deque drops its oldest notice to make room.
         self._unheard: deque[_Unheard] = deque(maxlen=max_kept)
 
@@ -85,7 +89,7 @@ class Notices:
     def _publish_notice(self, notice: Notice, at: datetime) -> None:
         if self._publish is None:
             return
-        body = {"kind": notice.kind, "text": notice.text, "area": notice.area,
+        body = {"kind": notice.kind, "text": self._say(notice.text), "area": notice.area,
                 "conversation_id": notice.conversation_id, "data": notice.data,
                 "at": at.isoformat()}
         try:
@@ -97,7 +101,7 @@ class Notices:
         if self._speak is None:
             return False
         try:
-            return await asyncio.wait_for(self._speak(notice.text, notice.area),
+            return await asyncio.wait_for(self._speak(self._say(notice.text), notice.area),
                                           self._speak_timeout_s) is True
         except Exception:  # no voice, Piper failed, a satellite hung: tell it in a reply
             log.exception("could not say the %s notice %r", notice.kind, notice.text)

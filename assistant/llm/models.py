@@ -250,13 +250,15 @@ def verify(path_or_name: str | Path, models_dir: Path | None = None) -> Verified
 
 # -- `mimo-home model ...` -----------------------------------------------------------------
 
-def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    """Adds ``pull``, ``list`` and ``verify`` to ``parser`` (the ``model`` subcommand)."""
+def add_model_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Adds ``pull``, ``list`` and ``verify`` to ``parser`` (the ``model`` subcommand);
+    returns the ``pull`` parser, which the command line extends for Piper voices."""
     sub = parser.add_subparsers(dest="model_command", required=True)
     dir_help = (f"where models live (default: ${MODELS_DIR_ENV}, else {SERVICE_MODELS_DIR} "
                 f"as root, else {default_models_dir()})")
     pull_cmd = sub.add_parser("pull", help="download a model and check its sha256")
-    pull_cmd.add_argument("name", choices=sorted(CATALOG))
+    pull_cmd.add_argument("name", help=f"{', '.join(sorted(CATALOG))}, or a Piper voice "
+                                       "(e.g. it_IT-paola-medium)")
     pull_cmd.add_argument("--dir", type=Path, help=dir_help)
     pull_cmd.add_argument("--endpoint", help="Hugging Face Hub URL or mirror (default: "
                                              "$HF_ENDPOINT or https://huggingface.co)")
@@ -266,6 +268,7 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     verify_cmd.add_argument("model", help="a catalog name or a path to a .gguf file")
     verify_cmd.add_argument("--dir", type=Path, help=dir_help)
     parser.set_defaults(func=model_command)
+    return pull_cmd
 
 
 def model_command(args: argparse.Namespace) -> int:

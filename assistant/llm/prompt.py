@@ -69,8 +69,14 @@ class PromptParts:
             f"Problem: {quote(problem)}\nAnswer again, correctly."))
 
 
-def static_instructions(skills: SkillRegistry) -> str:
-    return "\n".join([INSTRUCTIONS, *(describe_tool(spec) for spec in skills.specs())])
+def static_instructions(skills: SkillRegistry, language: str = "en") -> str:
+    """The instructions and the tools; a home in another language gets its replies in it
+    (named by its code, which models know: "it", "pt-BR")."""
+    spoken = [] if language == "en" else [
+        f'- Write "reply" in the home\'s language, the one with code "{language}".']
+    rules, tools_heading = INSTRUCTIONS.rsplit("\n", 1)
+    return "\n".join([rules, *spoken, tools_heading,
+                      *(describe_tool(spec) for spec in skills.specs())])
 
 
 def describe_tool(spec: ToolSpec) -> str:

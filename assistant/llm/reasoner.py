@@ -16,8 +16,8 @@ log = logging.getLogger(__name__)
 
 class LlmReasoner:
     def __init__(self, config: LlmConfig, skills: SkillRegistry,
-                 registry: DeviceRegistry) -> None:
-        self.understanding = LlmUnderstanding(config, skills, registry)
+                 registry: DeviceRegistry, language: str = "en") -> None:
+        self.understanding = LlmUnderstanding(config, skills, registry, language=language)
 
     @property
     def status(self) -> str:

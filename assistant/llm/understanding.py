@@ -44,12 +44,12 @@ class PreparedRequest:
 
 class LlmUnderstanding:
     def __init__(self, config: LlmConfig, skills: SkillRegistry, registry: DeviceRegistry,
-                 *, clock: Callable[[], float] = time.monotonic) -> None:
+                 *, clock: Callable[[], float] = time.monotonic, language: str = "en") -> None:
         self.config = config
         self.skills = skills
         self.registry = registry
         self.clock = clock
-        self.instructions = static_instructions(skills)
+        self.instructions = static_instructions(skills, language)
         self.backend: Backend | None = None
         self._problem: str | None = None  # why there is no backend to start
 

@@ -86,10 +86,15 @@ _KINDS = (
 
 
 def derived_names(entity: Entity, area_names: Iterable[str],
-                  reserved: frozenset[str] = frozenset()) -> set[str]:
+                  reserved: frozenset[str] = frozenset(),
+                  kind_words: frozenset[str] = frozenset(),
+                  place_links: frozenset[str] = frozenset()) -> set[str]:
     """Normalised names for ``entity`` beyond its own. ``area_names``: its area's names;
     ``reserved``: normalised area and floor names, which a derived name must not shadow
-    ("the kitchen lights" are the lights of the kitchen, not the "Kitchen Light")."""
+    ("the kitchen lights" are the lights of the kitchen, not the "Kitchen Light");
+    ``kind_words``: the language's device nouns, which a shortened name must not be either
+    ("la luce" in a room is every light there, not the "Luce Cucina"); ``place_links``: the
+    words that tie a name to its room, which a shortened name must not end with."""
     if entity.domain not in DERIVED_DOMAINS:
         return set()
     own = {normalize_name(n) for n in (entity.name, *entity.aliases)} - {""}
@@ -99,9 +104,24 @@ def derived_names(entity: Entity, area_names: Iterable[str],
     for name in own:
         shorter |= _shortened(name, places, suffixes)
     shorter = {s for s in shorter
-               if s not in _AREA_KIND_WORDS and any(c.isalpha() for c in s)}
+               if s not in _AREA_KIND_WORDS and s not in kind_words
+               and s.rpartition(" ")[2] not in place_links and any(c.isalpha() for c in s)}
+    if entity.domain in _PART_NAMED_DOMAINS:
+        shorter |= {part for name in own for part in _end_parts(name)}
     kinds = {word for kind in _KINDS if kind.applies(entity, own) for word in kind.words}
     return (shorter | kinds | _plurals(own, places, reserved)) - own - reserved
+
+
+# A home has one or two robot vacuums, called by the brand or by the part of the home each
+# serves: the "Roborock Downstairs" is "the Roborock" and "the downstairs vacuum".
+_PART_NAMED_DOMAINS = frozenset({"vacuum"})
+
+
+def _end_parts(name: str) -> set[str]:
+    """The leading and trailing words of a name of several words."""
+    words = name.split()
+    return {" ".join(words[:i]) for i in range(1, len(words))} | \
+        {" ".join(words[i:]) for i in range(1, len(words))}
 
 
 def _plurals(names: set[str], places: list[str], reserved: frozenset[str]) -> set[str]:
@@ -154,13 +174,55 @@ _COMPOUND_PLACE = re.compile(r"\s*(?:/|&|\+|,|\band\b)\s*")
 
 
 def derived_area_names(areas: Mapping[str, Iterable[str]],
-                       taken: frozenset[str] = frozenset()) -> dict[str, set[str]]:
+                       taken: frozenset[str] = frozenset(),
+                       place_links: frozenset[str] = frozenset()) -> dict[str, set[str]]:
     """Shorter normalised names per area id (``areas``: id -> its names): each part of a
     compound name and the trailing words of a longer one. A shorter name is kept only where
     exactly one area comes down to it and nothing in ``taken`` (the home's own names) or any
     area's own name is spoken so — "the bedroom" among a master and a guest bedroom stays a
     question for the templates, never a guess."""
-    own = {normalize_name(n) for names in areas.values() for n in names}
+    derived: dict[str, set[str]] = defaultdict(set)
+    for candidate, claimed_by in _claims(areas, taken, place_links).items():
+        if len(claimed_by) == 1:
+            derived[next(iter(claimed_by))].add(candidate)
+    return dict(derived)
+
+
+def shared_area_names(areas: Mapping[str, Iterable[str]],
+                      taken: frozenset[str] = frozenset(),
+                      place_links: frozenset[str] = frozenset()) -> dict[str, tuple[str, ...]]:
+    """Names that stand for several areas at once (name -> area ids): "the bedroom" for
+    "Bedroom 1" and "Bedroom 2", "outside" for the garden and the terrace. The fast path
+    acts on such a place only where one device fits in all of them, or all were asked for."""
+    shared = {name: tuple(sorted(ids)) for name, ids in _claims(areas, taken, place_links).items()
+              if len(ids) > 1}
+    outdoor = tuple(sorted(area_id for area_id, names in areas.items()
+                           if any(_OUTDOOR.search(n.casefold()) for n in names)))
+    own = _own_names(areas)
+    if outdoor:
+        shared.update({word: outdoor for word in _OUTSIDE_WORDS
+                       if word not in own and word not in taken})
+    return shared
+
+
+# Areas under the open sky, which "outside" and "outdoors" stand for together.
+_OUTDOOR = re.compile(r"\b(garden|yard|backyard|patio|terrace|porch|balcony|deck|lawn|"
+                      r"courtyard|driveway|pool|outdoors?|outside)\b")
+_OUTSIDE_WORDS = ("outside", "outdoors")
+# "Bedroom 2", "Room B": a room told apart from its siblings by a number or a letter.
+_NUMBERED = re.compile(r"^(.*\D)\s+(\d+|[a-z])$")
+
+
+def _own_names(areas: Mapping[str, Iterable[str]]) -> set[str]:
+    return {normalize_name(n) for names in areas.values() for n in names}
+
+
+def _claims(areas: Mapping[str, Iterable[str]], taken: frozenset[str],
+            place_links: frozenset[str] = frozenset()) -> dict[str, set[str]]:
+    """Shorter names -> the areas that come down to each, without any area's own name or a
+    name in ``taken``. Where a language ties a room's words with ``place_links``, the words
+    before the first link are a name too ("Camera da letto" is "camera")."""
+    own = _own_names(areas)
     claims: dict[str, set[str]] = defaultdict(set)
     for area_id, names in areas.items():
         for name in names:
@@ -171,11 +233,12 @@ def derived_area_names(areas: Mapping[str, Iterable[str]],
                 words = part.split()
                 if words[-1] not in _GENERIC_PLACE_WORDS:
                     shorter |= {" ".join(words[i:]) for i in range(1, len(words))}
+                if numbered := _NUMBERED.match(part):
+                    shorter.add(numbered.group(1))
+                if link := next((i for i, w in enumerate(words) if w in place_links), 0):
+                    shorter.add(" ".join(words[:link]))
             for candidate in shorter:
-                if any(c.isalpha() for c in candidate):
+                if any(c.isalpha() for c in candidate) and candidate not in own \
+                        and candidate not in taken:
                     claims[candidate].add(area_id)
-    derived: dict[str, set[str]] = defaultdict(set)
-    for candidate, claimed_by in claims.items():
-        if len(claimed_by) == 1 and candidate not in own and candidate not in taken:
-            derived[next(iter(claimed_by))].add(candidate)
-    return dict(derived)
+    return claims

@@ -23,20 +23,21 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from hassil import RecognizeResult, TextSlotList, recognize_best
+from hassil import RecognizeResult, TextSlotList
 from hassil.intents import TextSlotValue
 
 from assistant.messages import ToolCall
 from assistant.registry import DeviceRegistry, Entity, RegistryChange, normalize_name
 from assistant.safety import SafetyPolicy
-from assistant.understanding.aliases import derived_area_names, derived_names
+from assistant.understanding.aliases import (derived_area_names, derived_names,
+                                             shared_area_names)
 from assistant.understanding.routes import REPLIES, ROUTES, TARGET_SLOTS, Route, load_language
 from assistant.understanding.template_filter import TemplateFilter
 from assistant.understanding.words import words_for
 
 log = logging.getLogger(__name__)
 
-# "21°C" -> "21 degrees C": the templates spell the unit as words.
+# "21°C" -> "21 degrees C" where the language's templates spell the unit as a word.
 _DEGREE_SIGN = re.compile(r"\s*°\s*")
 # Devices that serve the whole home or follow the listener around: a command without a target
 # may mean one in another room, so the speaker's room is a preference for them, not a filter.
@@ -78,6 +79,8 @@ class _Targets:
     # what the matched template allows a named device to be (its requires_context)
     name_domains: set[str] = field(default_factory=set)
     name_classes: set[str] = field(default_factory=set)
+    # a question about those in a state ("which lights are on")
+    state_asked: bool = False
 
 
 class _Together(enum.Enum):
@@ -129,10 +132,14 @@ class FastPath:
                                 for n in (floor.name, *floor.aliases))
         area_names = {area.id: (area.name, *area.aliases)
                       for area in self.registry.areas.values()}
-        for area_id, shorter in derived_area_names(area_names, own_names | floor_names).items():
+        links = self.words.place_links
+        shared = shared_area_names(area_names, own_names | floor_names, links)
+        for area_id, shorter in derived_area_names(area_names, own_names | floor_names,
+                                                   links).items():
             area_names[area_id] = (*area_names[area_id], *sorted(shorter))
-        places = floor_names | {normalize_name(n) for names in area_names.values()
-                                for n in names}
+        places = floor_names | shared.keys() | {normalize_name(n) for names in
+                                                area_names.values() for n in names}
+        kind_words = frozenset(word for pair in self.words.device_nouns for word in pair)
         for entity in self.registry.entities():
             # The value carries domain and device class so that templates can require them
             # ("pause {name}" only for media players).
@@ -141,7 +148,8 @@ class FastPath:
                 context["device_class"] = entity.device_class
             key_suffix = f"|{entity.domain}|{entity.device_class or ''}"
             own = _spoken_names(entity)
-            derived = derived_names(entity, area_names.get(entity.area or "", ()), places)
+            derived = derived_names(entity, area_names.get(entity.area or "", ()), places,
+                                    kind_words, self.words.place_links)
             for spoken_names, index in ((own, by_name), (derived, by_derived)):
                 for spoken in spoken_names:
                     normalized = normalize_name(spoken)
@@ -155,6 +163,9 @@ class FastPath:
         areas = [TextSlotValue.from_tuple((spoken, area_id), allow_template=False)
                  for area_id, spoken_names in area_names.items()
                  for spoken in set(spoken_names)]
+        areas += [TextSlotValue.from_tuple((spoken, _AREA_SEPARATOR.join(ids)),
+                                           allow_template=False)
+                  for spoken, ids in shared.items()]
         floor_values = [TextSlotValue.from_tuple((spoken, floor.id), allow_template=False)
                         for floor in floors for spoken in {floor.name, *floor.aliases}]
         self._by_name = dict(by_name)
@@ -178,15 +189,33 @@ class FastPath:
         context: dict[str, Any] = {}
         if area and (known := self.registry.areas.get(area)):
             context["area"] = {"value": known.id, "text": known.name}
-        # Case-folded: our templates' ``required_keywords`` compare words as written.
-        text = _DEGREE_SIGN.sub(" degrees ", text).casefold()
-        return recognize_best(
-            text, self._template_filter.intents_for(text), slot_lists=self._slot_lists,
-            intent_context=context, language=self.language, best_slot_name="name",
+        text = self.spoken_form(text)
+        return self._template_filter.recognize_best(
+            text, slot_lists=self._slot_lists, intent_context=context, language=self.language,
+            best_slot_name="name",
         )
 
+    def spoken_form(self, text: str) -> str:
+        """The text as ``recognize`` matches it; the spans of its slots index this form."""
+        # Case-folded: our templates' ``required_keywords`` compare words as written.
+        if self.words.degree_word:
+            text = _DEGREE_SIGN.sub(f" {self.words.degree_word} ", text)
+        return text.casefold()
+
+    def names_a_place(self, text: str) -> bool:
+        """Whether ``text`` (an article allowed) is an area's or a floor's spoken name."""
+        if self._slot_lists is None:
+            self.recognize("")  # builds the slot lists
+        said = self.words.without_article(normalize_name(text))
+        return any(normalize_name(value.text_in.text) == said
+                   for key in ("area", "floor") for value in self._slot_lists[key].values)
+
     def understand(self, text: str, area: str | None = None) -> FastPathResult:
-        result = self.recognize(text, area)
+        return self.understand_match(self.recognize(text, area), text, area)
+
+    def understand_match(self, result: RecognizeResult | None, text: str,
+                         area: str | None = None) -> FastPathResult:
+        """``understand`` for a match already made of ``text``."""
         if result is None:
             return NO_MATCH
         try:
@@ -230,6 +259,7 @@ class FastPath:
                 targets.area = str(slots["area"].value)
         if "floor" in slots:
             targets.floor = str(slots["floor"].value)
+        targets.state_asked = "state" in slots
         for key, bucket in (("domain", targets.domains), ("device_class", targets.device_classes),
                             ("cover_classes", targets.device_classes)):
             for source in (slots.get(key).value if key in slots else None, context.get(key),
@@ -249,7 +279,7 @@ class FastPath:
             if derived and self.words.without_article(normalize_name(text)) == targets.name:
                 # "music" or "heat" on its own is a fragment, not a request to switch it on
                 raise _NotACommand(text)
-            found = self._in_place(found, targets)
+            found = self._in_place(found, targets) or self._serving(found, targets)
             if everything and found:
                 return [e.entity_id for e in found]
             return self._choose(found, targets, speaker_area, route.prefer_states,
@@ -258,12 +288,16 @@ class FastPath:
         if not targets.domains:
             targets.domains.update(route.domains)
             targets.device_classes.update(route.device_classes)
+        if route.tool == "get_state" and "cover" in targets.domains:
+            # "is the window open" asks a window's contact sensor as much as a motorised one
+            targets.domains.add("binary_sensor")
+            targets.device_classes.update(_SENSED_AS.get(c, c) for c in set(targets.device_classes))
         found = [e for e in self.registry.entities() if _fits(e, targets)]
         follows_speaker = bool(targets.domains) and targets.domains <= _FOLLOW_THE_SPEAKER
-        if targets.context_area and not follows_speaker:
+        if targets.context_area and not follows_speaker and not targets.floor:
             targets.area = targets.context_area  # "turn on the lights": the lights here
         if targets.area or targets.floor or everything:
-            found = self._in_place(found, targets)
+            found = self._in_place(found, targets) or self._serving(found, targets)
             if not found:
                 raise _Unresolved(f"I couldn't find {self._describe(targets)}.")
             if not kind_said and route.tool != "get_state":
@@ -273,10 +307,17 @@ class FastPath:
                 if not found:
                     raise _Unresolved(f"I couldn't find {self._describe(targets)}.")
             # Questions report every device that fits; actions said in the singular act on one.
-            if len(found) > 1 and route.tool != "get_state" and not everything \
-                    and not self.words.says_plural_noun(text):
+            # A plural over a name several rooms share ("the bedroom lights") is not enough.
+            several = everything or (self.words.says_plural_noun(text)
+                                     and _AREA_SEPARATOR not in (targets.area or ""))
+            if len(found) > 1 and route.tool != "get_state" and not several:
                 return self._one_in_place(found, targets, text, route.prefer_states)
             return [e.entity_id for e in found]
+        if route.tool == "get_state" and kind_said and found:
+            # "Which lights are on" asks about the home; "what's the humidity" about this room
+            # when it has one, else the home.
+            here = [e for e in found if speaker_area and e.area == speaker_area]
+            return [e.entity_id for e in (found if targets.state_asked else here or found)]
         # No place was said: never all devices of a kind, unless they are all in this room.
         return self._choose(found, targets, speaker_area, route.prefer_states,
                             _Together.SPEAKER_AREA)
@@ -286,8 +327,8 @@ class FastPath:
         """A singular request in a room with several fitting devices: the one that is active,
         the one whose name has the noun said, the room's own ("Den Light"), else ask."""
         said = self.words.singular_nouns_in(normalize_name(text))
-        room = normalize_name(self.registry.area_name(targets.area) or "") if targets.area \
-            else ""
+        room = normalize_name(self.registry.area_name(targets.area) or "") \
+            if targets.area and _AREA_SEPARATOR not in targets.area else ""
         narrowings = (
             lambda e: e.state in prefer_states,
             lambda e: bool(said & set(normalize_name(e.name).split())),
@@ -313,11 +354,26 @@ class FastPath:
         return [], False
 
     def _in_place(self, found: list[Entity], targets: _Targets) -> list[Entity]:
+        """Those in the area (or one of the areas a shared name stands for) and on the floor
+        that were said: "the bedroom lights upstairs"."""
         if targets.area:
-            return [e for e in found if e.area == targets.area]
+            areas = targets.area.split(_AREA_SEPARATOR)
+            found = [e for e in found if e.area in areas]
         if targets.floor:
-            return [e for e in found if self.registry.floor_of(e.area) == targets.floor]
+            found = [e for e in found if self.registry.floor_of(e.area) == targets.floor]
         return found
+
+    def _serving(self, found: list[Entity], targets: _Targets) -> list[Entity]:
+        """A vacuum cleans rooms other than the one it docks in: "clean the kitchen" is for
+        the vacuums on the kitchen's floor, or the home's where floors are not known (a
+        vacuum does not climb stairs)."""
+        if not found or any(e.domain != "vacuum" for e in found):
+            return []
+        floors = {targets.floor} if targets.floor else {
+            self.registry.floor_of(a) for a in (targets.area or "").split(_AREA_SEPARATOR)}
+        if None in floors:
+            return found
+        return [e for e in found if self.registry.floor_of(e.area) in floors]
 
     def _choose(self, found: list[Entity], targets: _Targets, speaker_area: str | None,
                 prefer_states: frozenset[str], together: _Together) -> list[str]:
@@ -346,7 +402,9 @@ class FastPath:
     def _describe(self, targets: _Targets) -> str:
         what = targets.name or " or ".join(sorted(targets.device_classes or targets.domains)) \
             or "a device"
-        where = self.registry.area_name(targets.area) if targets.area else (
+        where = " or ".join(map(str, map(self.registry.area_name,
+                                         targets.area.split(_AREA_SEPARATOR)))) \
+            if targets.area else (
             self.registry.floors[targets.floor].name if targets.floor in self.registry.floors
             else None)
         return f"{what.replace('_', ' ')}" + (f" in the {where}" if where else "")
@@ -362,6 +420,10 @@ def _lock_tool(tool: str, targets: _Targets, ids: list[str]) -> str:
 
 
 _LOCK_TOOLS = {"turn_on": "lock", "turn_off": "unlock"}
+# A cover's device class as its contact sensor's ("garage" door: "garage_door").
+_SENSED_AS = {"garage": "garage_door"}
+# Joins the area ids a shared place name stands for ("the bedroom": "bedroom_1|bedroom_2").
+_AREA_SEPARATOR = "|"
 
 
 class _NotACommand(ValueError):

@@ -7,6 +7,7 @@ language adds its words only: upstream's, and ours in ``data/sentences_<lang>[_<
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,6 +17,9 @@ from typing import Any
 
 import yaml
 from hassil import Intents
+from hassil.parse_expression import parse_sentence
+from hassil.sample import sample_expression
+from hassil.util import is_template
 from home_assistant_intents import get_intents
 
 # Upstream intents this module maps onto tools; the rest are left out of matching entirely,
@@ -52,6 +56,11 @@ def _light_args(slots: dict[str, Any]) -> dict[str, Any]:
     if "temperature" in slots:  # upstream: {color_temperature:temperature}, in kelvin
         args["color_temp_kelvin"] = int(slots["temperature"])
     return args
+
+
+def _state_args(slots: dict[str, Any]) -> dict[str, Any]:
+    """ "Which lights are on": only those in the state asked about."""
+    return {"state": str(slots["state"])} if "state" in slots else {}
 
 
 def _volume_step_args(slots: dict[str, Any]) -> dict[str, Any]:
@@ -92,7 +101,7 @@ ROUTES: dict[str, Route] = {
     "HassTurnOn": Route("turn_on"),
     "HassTurnOff": Route("turn_off"),
     "HassToggle": Route("toggle"),
-    "HassGetState": Route("get_state"),
+    "HassGetState": Route("get_state", args=_state_args),
     "HassClimateGetTemperature": Route("get_state", ("climate", "sensor"),
                                         device_classes=("temperature",)),
     "HassLightSet": Route("set_light", ("light",), _light_args),
@@ -120,7 +129,9 @@ ROUTES: dict[str, Route] = {
                                   prefer_states=_PLAYING),
     "HassVacuumStart": Route("vacuum", ("vacuum",), _fixed(command="start")),
     "HassVacuumReturnToBase": Route("vacuum", ("vacuum",), _fixed(command="return_to_base")),
-    "MimoVacuumStop": Route("vacuum", ("vacuum",), _fixed(command="stop"),
+    # "Stop vacuuming" ends the cleaning: the robot goes back to its dock, as Home Assistant
+    # does; one left standing mid-room is what "pause" asks for.
+    "MimoVacuumStop": Route("vacuum", ("vacuum",), _fixed(command="return_to_base"),
                              prefer_states=_CLEANING),
     "MimoVacuumPause": Route("vacuum", ("vacuum",), _fixed(command="pause"),
                               prefer_states=_CLEANING),
@@ -167,7 +178,33 @@ def load_language(language: str) -> Language:
     data["intents"] = {k: v for k, v in data["intents"].items() if k in kept}
     for extra in extras:
         merge_own(data, extra)
+    _spell_out_lists(data)
     return Language(Intents.from_dict(data), routes)
+
+
+# A list value written as a template ("abiert(o|a)[s]") is matched by walking the template
+# wherever the list may start; spelled out in its plain forms it is compared as text, many
+# times faster. A value with more forms than this stays a template.
+_MAX_FORMS = 64
+
+
+def _spell_out_lists(data: dict[str, Any]) -> None:
+    for spec in data.get("lists", {}).values():
+        if isinstance(spec, dict) and spec.get("values"):
+            spec["values"] = [form for value in spec["values"] for form in _forms(value)]
+
+
+def _forms(value: Any) -> list[Any]:
+    """The plain forms of a list value, each with the value's out, context and metadata."""
+    entry = value if isinstance(value, dict) else {"in": value}
+    text = entry.get("in")
+    if not isinstance(text, str) or not is_template(text) or any(c in text for c in "<{"):
+        return [value]  # plain already, or it refers to rules or lists
+    forms = list(dict.fromkeys(" ".join(form.split()) for form in itertools.islice(
+        sample_expression(parse_sentence(text).expression), _MAX_FORMS + 1)))
+    if len(forms) > _MAX_FORMS or "" in forms:
+        return [value]
+    return [{**entry, "in": form} for form in forms]
 
 
 def _file_route(spec: dict[str, Any]) -> Route:

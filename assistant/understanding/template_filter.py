@@ -1,19 +1,33 @@
 """Leave out the templates that cannot match an utterance, before hassil tries them.
 
 hassil skips a template when a literal word it needs is missing from the text, but it knows
-nothing of list slots: "[<set>] [<the>] {name} [to] {color}" has no required word, so it is
-tried on every utterance, and trying one means walking every optional prefix. Two more tests,
-each worked out once per template, rule templates out:
+nothing of list slots nor of words the text has and the template cannot say: "[<set>] [<the>]
+{name} [to] {color}" has no required word, so it is tried on every utterance, and trying one
+means walking every optional prefix. Four more tests, each worked out once per template,
+rule templates out:
 
 - the text lists it needs (in conjunctive normal form, like hassil's literal fragments) must
   each have a value in the text that the template's block accepts: a block that requires
   ``domain: media_player`` never matches the name of a light;
 - a template must match the whole text, so the text must end with one of the words the
-  template can end with ("... in {area}" cannot match "... the kitchen ceiling light").
+  template can end with ("... in {area}" cannot match "... the kitchen ceiling light");
+- for the same reason every word of the text must be made of the template's own words and
+  its lists' words ("<turn> on [the] {area} <light>" cannot match "turn on the kitchen
+  ceiling light": no area and no literal says "ceiling"). hassil matches text piece by piece,
+  each piece a template chunk or a list value, so a word of the text is a run of the words of
+  those pieces ("fan" and "[s]" make "fans"), once punctuation is gone and "-"/"_" are spaces;
+- two lists it needs take two pieces of the text, so values of both must be found apart
+  ("{area} [the] {name}" cannot match "turn on the kitchen light" when only "kitchen" is a
+  room and "kitchen light" the name).
 
-Both are sound: a template is dropped only when it provably cannot match, so recognition
-returns what it returned without the filter, only sooner. Templates kept depend only on which
-lists and endings the text has, so the reduced intents are cached by that.
+Last, hassil's own literal test runs here too, as hassil sets up every block it is given
+before it tests any template. All are sound: a template is dropped only when it provably
+cannot match, so recognition returns what it returned without the filter, only sooner. Each
+test is a bit set over all templates (worked out in ``template_needs``); the templates kept
+are their intersection, and the reduced intents are cached by it.
+
+``recognize_best`` also tries the templates that can fill the best slot ("name") first: a
+match with it outranks any without, so when one comes the others need not be tried.
 """
 
 from __future__ import annotations
@@ -23,34 +37,28 @@ import re
 from collections import defaultdict
 from collections.abc import Mapping, Set
 from dataclasses import dataclass
-from functools import cache
 from typing import Any
 
-from hassil import Intents
-from hassil.expression import (
-    Alternative, Expression, Group, ListReference, RuleReference, Sentence, Sequence, TextChunk,
-)
-from hassil.intents import IntentData, RangeFractionType, RangeSlotList, SlotList, TextSlotList
-from hassil.numbers import get_rbnf_engine
+from hassil import Intents, RecognizeResult, recognize_best
+from hassil.expression import Sentence
+from hassil.intents import IntentData, RangeSlotList, SlotList, TextSlotList
 # how hassil's matcher reads "living-room" as "living room" when the plain text fails
 from hassil.string_matcher import BREAK_WORDS_TABLE
 from hassil.util import (
-    PUNCTUATION_STR, check_excluded_context, check_required_context, normalize_for_matching,
+    WHITESPACE, check_excluded_context, check_required_context, normalize_for_matching,
     remove_skip_words,
 )
 
-# Rules nest only a few levels deep; past this a template is simply kept.
-_MAX_DEPTH = 32
-# Distinct combinations of lists and endings seen; each keeps a reduced copy of the intents.
+from assistant.understanding.template_needs import (
+    DIGITS, Needs, TemplateAnalysis, ValueContext, block_slots, list_values, union_endings,
+    word_ending, words_in,
+)
+
+# Distinct sets of templates kept, and distinct words seen; each cache is emptied when full.
 _CACHE_SIZE = 256
-_PUNCTUATION = frozenset(PUNCTUATION_STR)
+_WORD_CACHE_SIZE = 8192
 
 _DIGIT = re.compile("[0-9]")  # what hassil's number patterns start from
-
-Clauses = frozenset[frozenset[str]]
-# The words a template can end with; None when that is not known (a number, a wildcard).
-Endings = frozenset[str] | None
-ValueContext = Mapping[str, Any] | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,32 +75,126 @@ class _Condition:
 
 
 @dataclass(frozen=True, slots=True)
-class _Needs:
-    """What a template needs from a text to have a chance."""
-
-    # lists that must each have a value in the text
-    every_list: frozenset[str]
-    # groups of lists of which one must have a value in the text
-    one_list_of: tuple[frozenset[str], ...]
-    endings: Endings
-
-    @staticmethod
-    def of(clauses: Clauses, endings: Endings) -> _Needs:
-        return _Needs(frozenset().union(*(clause for clause in clauses if len(clause) == 1)),
-                      tuple(clause for clause in clauses if len(clause) > 1), endings)
-
-    def met_by(self, lists: frozenset[str], endings: frozenset[str]) -> bool:
-        return (self.every_list <= lists
-                and (not self.one_list_of
-                     or all(not group.isdisjoint(lists) for group in self.one_list_of))
-                and (self.endings is None or not self.endings.isdisjoint(endings)))
-
-
-@dataclass(frozen=True, slots=True)
 class _Value:
     list_name: str
     text: str  # casefolded
     context: ValueContext
+    context_key: str  # equal contexts, equal keys: each is tested once per text
+
+
+@dataclass(frozen=True, slots=True)
+class _Block:
+    block: IntentData
+    first: int  # the bit of its first template
+    mask: int  # the bits of all its templates
+
+
+class _Bits:
+    """Bit sets over all templates (bit i: the i-th template in the intents' order), one per
+    thing a text may have or lack."""
+
+    def __init__(self, needs: list[tuple[int, Needs]]) -> None:
+        self.all = (1 << len(needs)) - 1
+        # (condition, list) -> templates under that condition needing the list; and the same
+        # for groups of lists of which one is needed
+        by_list: dict[tuple[int, str], int] = defaultdict(int)
+        by_group: dict[tuple[int, frozenset[str]], int] = defaultdict(int)
+        self.by_ending: dict[str, int] = defaultdict(int)
+        self.any_ending = 0
+        self.by_word: dict[str, int] = defaultdict(int)
+        self.any_words = 0
+        self._fragments = [template.fragments for _, template in needs]
+        self._no_fragments = 0
+        for bit, (condition, template) in enumerate(needs):
+            mask = 1 << bit
+            if not template.fragments:
+                self._no_fragments |= mask
+            for name in template.every_list:
+                by_list[(condition, name)] |= mask
+            for group in template.one_list_of:
+                by_group[(condition, group)] |= mask
+            if template.endings is None:
+                self.any_ending |= mask
+            else:
+                for ending in template.endings:
+                    self.by_ending[ending] |= mask
+            if template.words is None:
+                self.any_words |= mask
+            else:
+                for word in template.words:
+                    self.by_word[word] |= mask
+        self._by_list = [(1 << condition, name, mask)
+                         for (condition, name), mask in by_list.items()]
+        self._by_group = [(1 << condition, group, mask)
+                          for (condition, group), mask in by_group.items()]
+        self._word_masks: dict[str, int] = {}
+
+    def lacking(self, admitted: Mapping[str, int]) -> int:
+        """Templates needing a list that no value in the text stands for, given the lists
+        found and, for each, the conditions (bits) of blocks that accept one of its values."""
+        lacking = 0
+        for condition, name, mask in self._by_list:
+            if not admitted.get(name, 0) & condition:
+                lacking |= mask
+        for condition, group, mask in self._by_group:
+            if not any(admitted.get(name, 0) & condition for name in group):
+                lacking |= mask
+        return lacking
+
+    def writing(self, kept: int, haystack: str) -> int:
+        """Of the templates kept, those with the literal fragments hassil looks for first.
+        hassil tests them again, but only on the few left: it sets every block it is given up
+        for matching before it looks at any fragment."""
+        writing = kept & self._no_fragments
+        unknown = kept & ~self._no_fragments
+        clauses: dict[frozenset[str], bool] = {}
+        while unknown:
+            bit = unknown & -unknown
+            unknown ^= bit
+            for clause in self._fragments[bit.bit_length() - 1]:
+                found = clauses.get(clause)
+                if found is None:
+                    found = clauses[clause] = any(fragment in haystack for fragment in clause)
+                if not found:
+                    break
+            else:
+                writing |= bit
+        return writing
+
+    def ending_in(self, endings: Set[str]) -> int:
+        mask = self.any_ending
+        for ending in endings:
+            mask |= self.by_ending.get(ending, 0)
+        return mask
+
+    def saying(self, words: tuple[str, ...]) -> int:
+        """Templates that can say every one of the words."""
+        mask = self.all
+        for word in words:
+            mask &= self._word_mask(word)
+        return mask
+
+    def _word_mask(self, word: str) -> int:
+        mask = self._word_masks.get(word)
+        if mask is None:
+            if len(self._word_masks) >= _WORD_CACHE_SIZE:
+                self._word_masks.clear()
+            mask = self._word_masks[word] = self._runs_making(word) | self.any_words
+        return mask
+
+    def _runs_making(self, word: str) -> int:
+        """Templates with words that, one after another, make the word: ``reach[i]`` holds
+        those that can make its first i characters."""
+        reach = [self.all] + [0] * len(word)
+        for end in range(1, len(word) + 1):
+            for start in range(end):
+                if reach[start]:
+                    part = word[start:end]
+                    mask = self.by_word.get(part, 0)
+                    if part.isascii() and part.isdigit():
+                        mask |= self.by_word.get(DIGITS, 0)
+                    reach[end] |= reach[start] & mask
+        return reach[-1]
 
 
 class TemplateFilter:
@@ -101,42 +203,71 @@ class TemplateFilter:
     def __init__(self, intents: Intents, slot_lists: Mapping[str, SlotList],
                  language: str) -> None:
         self._intents = intents
+        self._skip_words = tuple(word.strip().casefold() for word in intents.skip_words
+                                 if word.strip())
         lists = {**intents.slot_lists, **slot_lists}
         values = {name: found for name, slot_list in lists.items()
-                  if (found := _list_values(slot_list, language)) is not None}
+                  if (found := list_values(slot_list, language)) is not None}
         # first word -> the values starting with it, across all lists that can be tested
         self._by_first_word: dict[str, list[_Value]] = defaultdict(list)
         for name, texts in values.items():
             for text, context in texts:
-                self._by_first_word[text.split()[0]].append(_Value(name, text, context))
+                self._by_first_word[text.split()[0]].append(
+                    _Value(name, text, context, repr(context)))
         self._number_lists = frozenset(name for name, slot_list in lists.items()
                                        if isinstance(slot_list, RangeSlotList)
                                        and slot_list.digits)
         # the last words of a text list's values (a number may end in digits or words)
-        text_list_endings = {name: _union([_ending(text.split()[-1]) for text, _ in texts])
-                             for name, texts in values.items()
-                             if isinstance(lists[name], TextSlotList)}
-        shared = _Analysis(intents.expansion_rules, values.keys(), text_list_endings)
+        text_list_endings = {
+            name: union_endings([word_ending(text.split()[-1]) for text, _ in texts])
+            for name, texts in values.items() if isinstance(lists[name], TextSlotList)}
+        shared = TemplateAnalysis(intents.expansion_rules, values.keys(), text_list_endings,
+                                  lists, language)
         self._conditions: list[_Condition] = []
-        # id(block) -> (position of its condition, what each of its templates needs)
-        self._blocks: dict[int, tuple[int, list[_Needs]]] = {}
-        for intent in intents.intents.values():
+        needs: list[tuple[int, Needs]] = []
+        # per intent, its blocks with the bits of their templates
+        self._layout: list[tuple[str, int, list[_Block]]] = []
+        for name, intent in intents.intents.items():
+            blocks = []
             for block in intent.data:
                 analysis = shared
                 if block.expansion_rules or block.slot_lists:
                     # a block's own lists shadow the shared ones and are not tested
                     testable = values.keys() - block.slot_lists.keys()
-                    analysis = _Analysis(
+                    analysis = TemplateAnalysis(
                         {**intents.expansion_rules, **block.expansion_rules}, testable,
-                        {name: text_list_endings[name] for name in testable
-                         if name in text_list_endings})
-                self._blocks[id(block)] = (self._condition_of(block),
-                                           [analysis.needs(sentence)
-                                            for sentence in block.sentences])
-        self._endings = frozenset().union(*(needs.endings
-                                            for _, templates in self._blocks.values()
-                                            for needs in templates if needs.endings))
-        self._reduced: dict[tuple[tuple[frozenset[str], ...], frozenset[str]], Intents] = {}
+                        {list_name: text_list_endings[list_name] for list_name in testable
+                         if list_name in text_list_endings},
+                        {**lists, **block.slot_lists}, language)
+                condition = self._condition_of(block)
+                first = len(needs)
+                needs.extend((condition, analysis.needs(sentence, block_slots(block)))
+                             for sentence in block.sentences)
+                blocks.append(_Block(block, first, ((1 << len(needs)) - 1) ^ ((1 << first) - 1)))
+            self._layout.append((name, sum(block.mask for block in blocks), blocks))
+        self._bits = _Bits(needs)
+        # (condition, list, list) -> templates needing values of both lists, for lists whose
+        # values can be found in the text where they are
+        pairs: dict[tuple[int, str, str], int] = defaultdict(int)
+        placed = {name for name in values if isinstance(lists[name], TextSlotList)}
+        for bit, (condition, template) in enumerate(needs):
+            names = sorted(template.every_list & placed)
+            for index, first in enumerate(names):
+                for second in names[index + 1:]:
+                    pairs[(condition, first, second)] |= 1 << bit
+        self._pairs = [(1 << condition, first, second, mask)
+                       for (condition, first, second), mask in pairs.items()]
+        self._paired_lists = frozenset(name for _, first, second, _ in self._pairs
+                                       for name in (first, second))
+        # per template, the slots a match of it may fill (None: any)
+        self._slots = [template.slots for _, template in needs]
+        self._filling_by_slot: dict[str, int] = {}
+        self._endings = frozenset().union(*(template.endings for _, template in needs
+                                            if template.endings))
+        # a value's context -> the conditions (bits) that accept it
+        self._admitting: dict[str, int] = {}
+        self._lacking: dict[frozenset[tuple[str, int]], int] = {}
+        self._reduced: dict[int, Intents] = {}
 
     def _condition_of(self, block: IntentData) -> int:
         condition = _Condition(block.requires_context, block.excludes_context)
@@ -145,57 +276,156 @@ class TemplateFilter:
         return self._conditions.index(condition)
 
     def intents_for(self, text: str) -> Intents:
+        return self._intents_of(self._kept(text))
+
+    def recognize_best(self, text: str, *, best_slot_name: str,
+                       slot_lists: dict[str, SlotList], intent_context: dict[str, Any],
+                       language: str) -> RecognizeResult | None:
+        """hassil's ``recognize_best`` over the templates that can match, in two goes: first
+        those that can fill ``best_slot_name``. A match with that slot outranks every match
+        without it, so when one of them matches so, hassil's answer over all is theirs; only
+        when none does are all tried."""
+        kept = self._kept(text)
+        if not kept:  # hassil would set up the text for matching, then try nothing
+            return None
+        filling = kept & self._filling(best_slot_name)
+        options: dict[str, Any] = {"slot_lists": slot_lists, "intent_context": intent_context,
+                                   "language": language, "best_slot_name": best_slot_name}
+        if filling and filling != kept:
+            best = recognize_best(text, self._intents_of(filling), **options)
+            slot = best.entities.get(best_slot_name) if best is not None else None
+            if slot is not None and not slot.is_wildcard:
+                return best
+        return recognize_best(text, self._intents_of(kept), **options)
+
+    def _kept(self, text: str) -> int:
         if self._intents.settings.ignore_whitespace:  # whitespace-free scripts: keep everything
-            return self._intents
-        forms = self._forms(text)
+            return self._bits.all
+        said = self._forms(text)
+        forms = tuple(set(said) | {form.translate(BREAK_WORDS_TABLE) for form in said})
         haystack = "\n".join(forms)
-        found: dict[str, list[ValueContext]] = defaultdict(list)
+        admitted, paired = self._admitted(haystack)
+        return self._bits.writing(
+            self._lacking_none(admitted) & ~self._crowded(said, paired)
+            & self._bits.ending_in(frozenset(form[start:] for form in forms
+                                             for start in range(len(form))) & self._endings)
+            & self._saying(forms), haystack)
+
+    def _filling(self, slot_name: str) -> int:
+        """Templates that may give a match a value for the slot."""
+        filling = self._filling_by_slot.get(slot_name)
+        if filling is None:
+            filling = self._filling_by_slot[slot_name] = sum(
+                1 << bit for bit, slots in enumerate(self._slots)
+                if slots is None or slot_name in slots)
+        return filling
+
+    def _intents_of(self, kept: int) -> Intents:
+        if kept == self._bits.all:
+            return self._intents
+        reduced = self._reduced.get(kept)
+        if reduced is None:
+            if len(self._reduced) >= _CACHE_SIZE:
+                self._reduced.clear()
+            reduced = self._reduced[kept] = self._keep(kept)
+        return reduced
+
+    def _forms(self, text: str) -> tuple[str, ...]:
+        """The forms of the text that hassil matches templates against, casefolded: with and
+        without skip words (hassil also reads "-" and "_" in them as spaces)."""
+        normalized = normalize_for_matching(text).text
+        folded = normalized.casefold()
+        # hassil drops skip words case-insensitively, so one not in the folded text is not
+        # there; what is left is the text with its spaces collapsed
+        without_skip_words = remove_skip_words(normalized, self._intents.skip_words, False) \
+            if any(word in folded for word in self._skip_words) \
+            else WHITESPACE.sub(" ", normalized).strip()
+        return tuple({form.strip().casefold() for form in (normalized, without_skip_words)})
+
+    def _admitted(self, haystack: str) -> tuple[dict[str, int], list[_Value]]:
+        """The lists with a value in the text, each with the conditions (bits) of the blocks
+        that accept one of those values; and the values found of lists needed in pairs."""
+        admitted: dict[str, int] = defaultdict(int)
+        paired: list[_Value] = []
         if _DIGIT.search(haystack):
             for name in self._number_lists:
-                found[name].append(None)
+                admitted[name] |= self._admitting_context(repr(None), None)
         for first, values in self._by_first_word.items():
             if first in haystack:
                 for value in values:
                     if value.text in haystack:
-                        found[value.list_name].append(value.context)
-        # per condition, the lists with a value in the text that blocks under it accept
-        present = tuple(frozenset(name for name, contexts in found.items()
-                                  if any(map(condition.admits, contexts)))
-                        for condition in self._conditions)
-        endings = frozenset(form[start:] for form in forms for start in range(len(form))
-                            ) & self._endings
-        key = (present, endings)
-        reduced = self._reduced.get(key)
-        if reduced is None:
-            if len(self._reduced) >= _CACHE_SIZE:
-                self._reduced.clear()
-            reduced = self._reduced[key] = self._keep(present, endings)
-        return reduced
+                        admitted[value.list_name] |= self._admitting_context(
+                            value.context_key, value.context)
+                        if value.list_name in self._paired_lists:
+                            paired.append(value)
+        return admitted, paired
 
-    def _forms(self, text: str) -> tuple[str, ...]:
-        """Every form of the text that hassil matches templates against, casefolded."""
-        normalized = normalize_for_matching(text).text
-        without_skip_words = remove_skip_words(normalized, self._intents.skip_words, False)
-        forms = {form.strip().casefold() for form in (normalized, without_skip_words)}
-        return tuple(forms | {form.translate(BREAK_WORDS_TABLE) for form in forms})
+    def _crowded(self, said: tuple[str, ...], values: list[_Value]) -> int:
+        """Templates needing values of two lists (a room and a name) where no value of one
+        lies apart from a value of the other: each list reference takes its own piece of the
+        text. Places are compared within one form; "-" read as a space keeps them."""
+        spans: dict[str, list[tuple[int, int, int, int]]] = defaultdict(list)
+        for index, form in enumerate(said):
+            for text in {form, form.translate(BREAK_WORDS_TABLE)}:
+                for value in values:
+                    conditions = self._admitting_context(value.context_key, value.context)
+                    start = text.find(value.text)
+                    while start >= 0:
+                        spans[value.list_name].append(
+                            (index, start, start + len(value.text), conditions))
+                        start = text.find(value.text, start + 1)
+        crowded = 0
+        for condition, first, second, mask in self._pairs:
+            if not any(form == other and (end <= other_start or other_end <= start)
+                       and conditions & other_conditions & condition
+                       for form, start, end, conditions in spans[first]
+                       for other, other_start, other_end, other_conditions in spans[second]):
+                crowded |= mask
+        return crowded
 
-    def _keep(self, present: tuple[frozenset[str], ...], endings: frozenset[str]) -> Intents:
+    def _admitting_context(self, key: str, context: ValueContext) -> int:
+        conditions = self._admitting.get(key)
+        if conditions is None:
+            conditions = self._admitting[key] = sum(
+                1 << index for index, condition in enumerate(self._conditions)
+                if condition.admits(context))
+        return conditions
+
+    def _lacking_none(self, admitted: dict[str, int]) -> int:
+        """Templates whose every needed list has a value in the text that their block
+        accepts."""
+        key = frozenset(admitted.items())
+        kept = self._lacking.get(key)
+        if kept is None:
+            if len(self._lacking) >= _CACHE_SIZE:
+                self._lacking.clear()
+            kept = self._lacking[key] = self._bits.all & ~self._bits.lacking(admitted)
+        return kept
+
+    def _saying(self, forms: tuple[str, ...]) -> int:
+        """Templates that can say every word of one of the forms (hassil tries each)."""
+        mask = 0
+        for words in {tuple(words_in(form)) for form in forms}:
+            mask |= self._bits.saying(words)
+        return mask
+
+    def _keep(self, kept: int) -> Intents:
         intents = {}
-        for name, intent in self._intents.intents.items():
-            blocks = []
-            for block in intent.data:
-                condition, templates = self._blocks[id(block)]
-                lists = present[condition]
-                sentences = [sentence for sentence, needs
-                             in zip(block.sentences, templates, strict=True)
-                             if needs.met_by(lists, endings)]
-                if len(sentences) == len(block.sentences):
-                    blocks.append(block)
-                elif sentences:
-                    blocks.append(_with_sentences(block, sentences))
-            if blocks:
-                intents[name] = copy.copy(intent)
-                intents[name].data = blocks
+        for name, intent_mask, blocks in self._layout:
+            if not kept & intent_mask:
+                continue
+            reduced_blocks = []
+            for entry in blocks:
+                bits = kept & entry.mask
+                if bits == entry.mask:
+                    reduced_blocks.append(entry.block)
+                elif bits:
+                    reduced_blocks.append(_with_sentences(
+                        entry.block, [sentence for offset, sentence
+                                      in enumerate(entry.block.sentences)
+                                      if bits >> (entry.first + offset) & 1]))
+            intents[name] = copy.copy(self._intents.intents[name])
+            intents[name].data = reduced_blocks
         reduced = copy.copy(self._intents)
         reduced.intents = intents
         return reduced
@@ -205,132 +435,3 @@ def _with_sentences(block: IntentData, sentences: list[Sentence]) -> IntentData:
     reduced = copy.copy(block)
     vars(reduced)["sentences"] = sentences  # IntentData.sentences is a cached_property
     return reduced
-
-
-def _list_values(slot_list: SlotList, language: str,
-                 ) -> tuple[tuple[str, ValueContext], ...] | None:
-    """The list's values as hassil can match them (casefolded, with their context), or None
-    when that cannot be told (a template value, a wildcard) and the list is not tested."""
-    if isinstance(slot_list, RangeSlotList):
-        words = _number_words(slot_list.words_language or language, slot_list.start,
-                              slot_list.stop, slot_list.step, slot_list.fraction_type) \
-            if slot_list.words else ()
-        return tuple((spoken.casefold(), None) for spoken in words)
-    if not isinstance(slot_list, TextSlotList):
-        return None
-    values = []
-    for value in slot_list.values:
-        if not isinstance(value.text_in, TextChunk):
-            return None
-        text = value.text_in.text.strip().casefold()
-        if text:  # hassil never matches an empty value
-            values.append((text, value.context))
-    return tuple(values)
-
-
-@cache
-def _number_words(language: str, start: int, stop: int, step: int,
-                  fraction_type: RangeFractionType | None) -> tuple[str, ...]:
-    """The spoken forms hassil matches for a number range, built as hassil builds them; none
-    where the language has no number words, as hassil then matches none."""
-    try:
-        engine = get_rbnf_engine(language)
-        range_list = RangeSlotList(None, start, stop, step, fraction_type=fraction_type)
-        return tuple({words for number in range_list.get_numbers()
-                      for spoken in engine.format_number(number).text_by_ruleset.values()
-                      for words in (spoken, spoken.translate(BREAK_WORDS_TABLE))})
-    except ValueError:
-        return ()
-
-
-class _Analysis:
-    """Works out what templates need, for blocks that share expansion rules and lists. Each
-    rule's answer is kept: the same few rules recur in nearly every template."""
-
-    def __init__(self, rules: Mapping[str, Sentence], testable: Set[str],
-                 list_endings: Mapping[str, Endings]) -> None:
-        self._rules = rules
-        self._testable = testable
-        self._list_endings = list_endings
-        self._rule_lists: dict[str, set[frozenset[str]]] = {}
-        self._rule_endings: dict[str, tuple[Endings, bool]] = {}
-
-    def needs(self, sentence: Sentence) -> _Needs:
-        endings, may_be_empty = self._last_words(sentence.expression, 0)
-        return _Needs.of(frozenset(self._required_lists(sentence.expression, 0)),
-                         None if may_be_empty else endings)
-
-    def _required_lists(self, expression: Expression, depth: int) -> set[frozenset[str]]:
-        """Lists the template needs: at least one list of every clause must be in the text."""
-        if depth > _MAX_DEPTH:
-            return set()
-        if isinstance(expression, ListReference):
-            return {frozenset({expression.list_name})} \
-                if expression.list_name in self._testable else set()
-        if isinstance(expression, RuleReference):
-            name = expression.rule_name
-            if name not in self._rule_lists:
-                rule = self._rules.get(name)
-                self._rule_lists[name] = set() if rule is None \
-                    else self._required_lists(rule.expression, depth + 1)
-            return self._rule_lists[name]
-        if isinstance(expression, Alternative):
-            if expression.is_optional or not expression.items:
-                return set()
-            branches = [self._required_lists(item, depth + 1) for item in expression.items]
-            if not all(branches):  # a branch that needs no list matches without one
-                return set()
-            # What every branch needs is needed; and one branch matches, so one list of one
-            # branch's smallest clause is there.
-            smallest = (min(branch, key=lambda clause: (len(clause), sorted(clause)))
-                        for branch in branches)
-            return set.intersection(*branches) | {frozenset().union(*smallest)}
-        if isinstance(expression, Group):  # sequence or permutation: every item must match
-            return set().union(*(self._required_lists(item, depth + 1)
-                                 for item in expression.items))
-        return set()  # literal text: hassil's own filter
-
-    def _last_words(self, expression: Expression, depth: int) -> tuple[Endings, bool]:
-        """The words the expression can end with (None: not known), and whether it can match
-        no text at all, so that what comes before it may end the template."""
-        if depth > _MAX_DEPTH:
-            return None, True
-        if isinstance(expression, TextChunk):
-            words = expression.text.split()
-            return (_ending(words[-1]), False) if words else (frozenset(), True)
-        if isinstance(expression, ListReference):
-            return self._list_endings.get(expression.list_name), False
-        if isinstance(expression, RuleReference):
-            name = expression.rule_name
-            if name not in self._rule_endings:
-                rule = self._rules.get(name)
-                self._rule_endings[name] = (None, True) if rule is None \
-                    else self._last_words(rule.expression, depth + 1)
-            return self._rule_endings[name]
-        if not isinstance(expression, Group):
-            return None, True
-        parts = [self._last_words(item, depth + 1) for item in expression.items]
-        if isinstance(expression, Sequence):
-            # the last item ends it, or the one before where that matched nothing, and so on
-            endings: Endings = frozenset()
-            for item_endings, may_be_empty in reversed(parts):
-                endings = _union([endings, item_endings])
-                if not may_be_empty:
-                    return endings, False
-            return endings, True
-        # alternative: any branch; permutation: any item may come last
-        endings = _union([item_endings for item_endings, _ in parts])
-        if isinstance(expression, Alternative):
-            return endings, (expression.is_optional or not parts
-                             or any(may_be_empty for _, may_be_empty in parts))
-        return endings, all(may_be_empty for _, may_be_empty in parts)
-
-
-def _union(endings: list[Endings]) -> Endings:
-    return None if None in endings else frozenset().union(*endings)
-
-
-def _ending(word: str) -> Endings:
-    """hassil strips punctuation from the ends of the text's words; a template word with some
-    could end a text that does not show it, so it says nothing."""
-    return None if _PUNCTUATION.intersection(word) else frozenset({word.casefold()})

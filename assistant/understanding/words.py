@@ -16,6 +16,28 @@ from importlib import resources
 import yaml
 
 
+_PLACE_FRAME = "{verb} {place} {noun}"
+
+
+@dataclass(frozen=True, slots=True)
+class Connectives:
+    """Words that join requests or refer back to the last one (compound requests and
+    follow-ups): each a phrase of whole words, casefolded."""
+
+    joins: tuple[str, ...] = ()  # "and", "then": between two requests or targets
+    list_openers: frozenset[str] = frozenset()  # "both": opens a list, dropped on a split
+    adds_before: tuple[str, ...] = ()  # "and the kitchen"
+    adds_after: tuple[str, ...] = ()  # "the kitchen too"
+    corrections: tuple[str, ...] = ()  # "not that one, the lamp"
+    pronouns: frozenset[str] = frozenset()  # "turn it off"
+    more: frozenset[str] = frozenset()  # "a bit more": the last change again
+    less: frozenset[str] = frozenset()  # "less": the last change the other way
+    # How a verb, a device noun and a place said on its own make a request: "turn on" +
+    # "lights" + "the bedroom" -> "turn on the bedroom lights" ("{verb} {place} {noun}");
+    # Italian: "accendi luci in camera" ("{verb} {noun} in {place}").
+    place_frame: str = _PLACE_FRAME
+
+
 @dataclass(frozen=True, slots=True)
 class Words:
     language: str
@@ -23,6 +45,12 @@ class Words:
     articles: frozenset[str] = frozenset()
     # singular -> plural
     device_nouns: tuple[tuple[str, str], ...] = ()
+    # how "°" is said ("21°" -> "21 degrees"), for templates that spell the unit; none: kept
+    degree_word: str = ""
+    # words that tie a device to its room ("Luz del garaje"): a name cut of its room never
+    # ends in one ("luz del" is nobody's name)
+    place_links: frozenset[str] = frozenset()
+    connectives: Connectives = Connectives()
 
     def says_all(self, text: str) -> bool:
         return bool(self.all_words & set(_words(text)))
@@ -37,6 +65,20 @@ class Words:
         """``text`` without a leading article ("the music" -> "music")."""
         first, _, rest = text.partition(" ")
         return rest if rest and first in self.articles else text
+
+
+def _connectives(data: dict) -> Connectives:
+    def phrases(key: str) -> tuple[str, ...]:
+        # longest first, so "and then" is found before "and"
+        said = {" ".join(_words(str(p))) for p in data.get(key) or ()}
+        return tuple(sorted(said - {""}, key=len, reverse=True))
+
+    return Connectives(joins=phrases("joins"), list_openers=frozenset(phrases("list_openers")),
+                       adds_before=phrases("adds_before"), adds_after=phrases("adds_after"),
+                       corrections=phrases("corrections"),
+                       pronouns=frozenset(phrases("pronouns")),
+                       more=frozenset(phrases("more")), less=frozenset(phrases("less")),
+                       place_frame=str(data.get("place_frame") or _PLACE_FRAME))
 
 
 def _words(text: str) -> list[str]:
@@ -54,4 +96,7 @@ def words_for(language: str) -> Words:
                  all_words=frozenset(map(str.casefold, data.get("all_words") or ())),
                  articles=frozenset(map(str.casefold, data.get("articles") or ())),
                  device_nouns=tuple((str(s).casefold(), str(p).casefold())
-                                    for s, p in nouns.items()))
+                                    for s, p in nouns.items()),
+                 degree_word=str(data.get("degree_word") or "").casefold(),
+                 place_links=frozenset(map(str.casefold, data.get("place_links") or ())),
+                 connectives=_connectives(data.get("connectives") or {}))

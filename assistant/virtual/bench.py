@@ -1,13 +1,26 @@
-"""``mimo-home bench nlu``: fast-path latency on synthetic homes of a given size."""
+"""``mimo-home bench nlu``: fast-path latency on synthetic homes of a given size.
+
+Each utterance goes through the understanding steps a request takes in the conversation, in
+its order and without running anything: a follow-up of the last turn first (while the last
+turn had calls), then the fast path on the whole sentence, then a compound split when the
+whole did not match. The utterances are said in order, as one conversation, so that "turn it
+off" follows the request it refers to.
+"""
 
 from __future__ import annotations
 
 import statistics
 import time
+from dataclasses import dataclass
+from typing import Literal
 
-from assistant.understanding.fastpath import FastPath, FastPathResult
+from assistant.messages import ToolCall
 from assistant.registry import Area, DeviceRegistry, Entity
+from assistant.understanding.compound import Parts
+from assistant.understanding.fastpath import FastPath
+from assistant.understanding.followups import FollowUps, LastTurn
 
+SIZES = (50, 500, 2000)
 ROOMS = ["Kitchen", "Living Room", "Bedroom", "Bathroom", "Office", "Hallway", "Garage",
          "Dining Room", "Guest Room", "Nursery", "Laundry", "Attic", "Basement", "Patio",
          "Porch", "Library", "Gym", "Studio", "Pantry", "Cellar"]
@@ -16,13 +29,62 @@ KINDS = [("light", None, "Ceiling Light"), ("light", None, "Lamp"), ("switch", N
          ("sensor", "temperature", "Temperature"), ("cover", "blind", "Blinds"),
          ("fan", None, "Fan"), ("light", None, "Spotlight"), ("binary_sensor", "motion",
                                                                "Motion")]
+# One conversation: follow-ups refer to the request before them.
 UTTERANCES = [
     "turn on the kitchen ceiling light", "turn off the bedroom lamp",
+    "and the kitchen lamp too",
     "set the office spotlight to 40%", "what is the temperature in the kitchen",
     "open the living room blinds", "turn on the lights in the hallway",
     "turn off the office plug", "is the bathroom fan on", "dim the kitchen lamp to 20 percent",
     "turn the bedroom ceiling light red",
+    "turn on the kitchen ceiling light and turn off the hallway lamp",
+    "turn on the office spotlight", "turn it off",
+    "turn off the bedroom lamp and the office plug",
+    "turn on the bedroom spotlight", "make it brighter",
 ]
+
+Path = Literal["follow-up", "whole", "compound", "none"]
+
+
+@dataclass(frozen=True, slots=True)
+class Understood:
+    """What the understanding steps made of one utterance: the calls a request would run
+    and which step found them."""
+
+    path: Path
+    calls: tuple[ToolCall, ...] = ()
+    understood: tuple[str, ...] = ()
+
+
+class Understanding:
+    """The conversation's understanding steps for one conversation, without execution."""
+
+    def __init__(self, fast: FastPath) -> None:
+        self.fast = fast
+        self.parts = Parts(fast)
+        self.followups = FollowUps(fast, self.parts)
+        self.last: LastTurn | None = None
+
+    def understand(self, text: str, area: str | None = None) -> Understood:
+        understood = self._understand(text, area)
+        if understood.calls:  # what the conversation keeps as the last turn once they ran
+            self.last = LastTurn(understood.understood, understood.calls)
+        return understood
+
+    def _understand(self, text: str, area: str | None) -> Understood:
+        if self.last is not None:
+            follow = self.followups.resolve(text, self.last, area)
+            if follow is not None and follow.calls:
+                return Understood("follow-up", follow.undo + follow.calls, follow.understood)
+        result = self.fast.understand(text, area)
+        if result.calls:
+            return Understood("whole", result.calls, (text,))
+        if not result.matched or (result.unresolved and not result.clarification):
+            done = [part for part in self.parts.split(text, area) or () if part.result.calls]
+            if done:
+                return Understood("compound", tuple(c for p in done for c in p.result.calls),
+                                  tuple(p.understood or p.said for p in done))
+        return Understood("none")
 
 
 def synthetic_home(size: int) -> DeviceRegistry:
@@ -48,35 +110,43 @@ def synthetic_home(size: int) -> DeviceRegistry:
     return registry
 
 
-def run_nlu_bench(sizes: tuple[int, ...] = (50, 500), repeats: int = 20) -> dict[str, dict]:
-    """Latency of FastPath.understand per utterance, per home size: median and p95 over
+def run_nlu_bench(sizes: tuple[int, ...] = SIZES, repeats: int = 20) -> dict[str, dict]:
+    """Latency of the understanding steps per utterance, per home size: median and p95 over
     repeated runs, and the median of each utterance's first run (``first_median_ms``), which
-    also pays for working out which templates can match that kind of sentence."""
+    also pays for working out which templates can match that kind of sentence. The median of
+    the CPU time the thread spent (``cpu_median_ms``) leaves out the waits for a core on a
+    busy machine. ``paths`` counts the samples by the step that understood them."""
     results: dict[str, dict] = {}
     for size in sizes:
         fast = FastPath(synthetic_home(size))
         fast.understand("hello")  # builds the slot lists once; not measured
-        first = [_timed(fast, text)[0] for text in UTTERANCES]
-        timings = []
-        matched = 0
+        understanding = Understanding(fast)
+        first = [_timed(understanding, text)[0] for text in UTTERANCES]
+        timings, cpu_timings = [], []
+        paths: dict[str, int] = dict.fromkeys(("whole", "compound", "follow-up", "none"), 0)
         for _ in range(repeats):
             for text in UTTERANCES:
-                elapsed_ms, result = _timed(fast, text)
+                elapsed_ms, understood, cpu_ms = _timed(understanding, text)
                 timings.append(elapsed_ms)
-                matched += bool(result.calls)
+                cpu_timings.append(cpu_ms)
+                paths[understood.path] += 1
         timings.sort()
         results[str(size)] = {
             "median_ms": round(statistics.median(timings), 3),
             "p95_ms": round(timings[max(0, int(len(timings) * 0.95) - 1)], 3),
             "first_median_ms": round(statistics.median(first), 3),
+            "cpu_median_ms": round(statistics.median(cpu_timings), 3),
             "samples": len(timings),
-            "matched": matched,
+            "matched": len(timings) - paths["none"],
+            "paths": paths,
         }
         fast.close()
     return results
 
 
-def _timed(fast: FastPath, text: str) -> tuple[float, FastPathResult]:
-    started = time.perf_counter()
-    result = fast.understand(text)
-    return (time.perf_counter() - started) * 1000, result
+def _timed(understanding: Understanding, text: str) -> tuple[float, Understood, float]:
+    """Wall-clock milliseconds, what was understood, and the thread's CPU milliseconds."""
+    started, cpu_started = time.perf_counter(), time.thread_time()
+    understood = understanding.understand(text)
+    return ((time.perf_counter() - started) * 1000, understood,
+            (time.thread_time() - cpu_started) * 1000)

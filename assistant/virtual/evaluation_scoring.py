@@ -94,9 +94,19 @@ def _assist_cases(home: Path, category: str, test: dict[str, Any]) -> Iterator[C
                 (test.get("expect_changes") or {}).items()}
     ignore = {eid: frozenset(attrs or {}) for eid, attrs in
               (test.get("ignore_changes") or {}).items()}
+    area = test.get("context_area") or _device_area(home, test.get("context_device"))
     for sentence in test.get("sentences", []):
         yield Case(home, category, sentence, test.get("setup") or {}, expected, ignore,
-                   area=test.get("context_area"))
+                   area=area)
+
+
+def _device_area(home: Path, device_id: str | None) -> str | None:
+    """The area of the device the task is spoken to (``context_device``): the speaker's."""
+    if not device_id:
+        return None
+    fixtures = yaml.safe_load((home / "_fixtures.yaml").read_text(encoding="utf-8")) or {}
+    return next((d.get("area") for d in fixtures.get("devices") or []
+                 if d.get("id") == device_id), None)
 
 
 def _matches(change: dict[str, Any]) -> Check:

@@ -58,12 +58,13 @@ def fixture_lists(spec: HomeSpec) -> dict[str, tuple[str, list[tuple[str, str]]]
 
 def with_fixture_lists(config: Config, spec: HomeSpec) -> Config:
     """A home that has to-do lists: the hub serves them as its own lists (a fixture's list is
-    no MQTT device), unless the config names the lists itself."""
-    names = [name for name, _ in fixture_lists(spec).values()]
+    no MQTT device), unless the config names the lists itself. None of them was chosen as the
+    shopping list, so a request that names no list asks which one."""
+    names = list(dict.fromkeys(name for name, _ in fixture_lists(spec).values()))
     if not names or "lists" in config.automation.model_fields_set:
         return config
     return config.model_copy(update={"automation": config.automation.model_copy(
-        update={"lists": list(dict.fromkeys(names))})})
+        update={"lists": names, "unnamed_list": "ask"})})
 
 
 async def put_back_lists(daemon: Daemon, spec: HomeSpec, *, only_empty: bool) -> None:

@@ -256,8 +256,8 @@ async def run_voice_bench(pipeline: VoicePipeline, commands: Sequence[str], *,
 def format_report(report: VoiceBenchReport, pipeline: VoicePipeline) -> str:
     stt = pipeline.config.stt
     lines = [
-        f"voice bench: {report.runs} spoken commands (Whisper {stt.model_size} {stt.compute_type}"
-        f" beam {stt.beam_size} on {stt.device}; Piper {pipeline.config.tts.voice_path().stem});"
+        f"voice bench: {report.runs} spoken commands (Whisper {stt.model_name} {stt.compute_type}"
+        f" beam {stt.beam_size} on {stt.device}; voice {_voice_name(pipeline)});"
         " medians",
         f"  end of speech -> converse done  {report.e2e_ms:7.0f} ms"
         f"  ({report.e2e_ms / report.stt_ms:.2f}x speech-to-text alone)" if report.stt_ms else "",
@@ -272,3 +272,8 @@ def format_report(report: VoiceBenchReport, pipeline: VoicePipeline) -> str:
     for m in report.misheard:
         lines.append(f"    said {m.said!r}: biased {m.biased!r}, unbiased {m.unbiased!r}")
     return "\n".join(line for line in lines if line)
+
+
+def _voice_name(pipeline: VoicePipeline) -> str:
+    choice = pipeline.tts.choice
+    return f"{choice.engine} {choice.name}" if choice is not None else "not loaded"

@@ -16,6 +16,7 @@ from typing import Any
 
 from assistant.messages import ConversationRequest, ConversationResponse
 from assistant.registry import DeviceRegistry, normalize_name
+from assistant.replies import replies_for
 from assistant.safety import extract_secrets
 from assistant.voice.audio import AudioDeviceUnavailableError, Microphone, seconds_of
 from assistant.voice.config import ListenMode, VoiceConfig
@@ -110,9 +111,12 @@ class VoicePipeline:
         self.config = config
         self.converse = converse
         self.registry = registry
-        self.stt = SpeechToText(config.stt, registry)
-        self.tts = TextToSpeech(config.tts)
+        models_dir = config.resolved_models_dir()
+        self.stt = SpeechToText(config.stt, registry, models_dir=models_dir)
+        self.tts = TextToSpeech(config.tts, config.spoken_language, models_dir)
         self.output = ReplyOutput(config.tts, publish)
+        # The pipeline's own replies (a timeout, a failure) in the language the voice speaks.
+        self._replies = replies_for(config.spoken_language)
         self._microphone_task: asyncio.Task[None] | None = None
         # While muted, live streams (microphone, satellites) are not listened to; whole
         # clips (the MQTT voice API, `mimo-home listen`) are deliberate and still answered.
@@ -188,12 +192,12 @@ class VoicePipeline:
             return await asyncio.wait_for(self.converse(request), self.config.converse_timeout_s)
         except TimeoutError:
             log.error("no answer to %r within %.0f s", text, self.config.converse_timeout_s)
-            return ConversationResponse(TIMEOUT_REPLY, conversation_id=conversation_id,
-                                        success=False)
+            return ConversationResponse(self._replies.say(TIMEOUT_REPLY),
+                                        conversation_id=conversation_id, success=False)
         except Exception:  # the speaker must hear something, whatever broke
             log.exception("understanding %r failed", text)
-            return ConversationResponse(FAILURE_REPLY, conversation_id=conversation_id,
-                                        success=False)
+            return ConversationResponse(self._replies.say(FAILURE_REPLY),
+                                        conversation_id=conversation_id, success=False)
 
     # -- live streams ------------------------------------------------------------------------
 

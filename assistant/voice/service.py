@@ -76,8 +76,9 @@ class VoiceService:
         hub stands there (``microphone.area``) or when ``area`` is None, and on every satellite
         connected in that area. True only when at least one of them played it; False while
         muted, when nothing in that area can speak, or when every one of them failed.
-        Rendering runs in Piper's worker thread; a Piper failure raises."""
-        if self.pipeline.muted or not text.strip():
+        Rendering runs in the voice's worker thread; a voice failure raises; without a
+        voice for the home's language (text only) nothing is said."""
+        if self.pipeline.muted or not text.strip() or not self.pipeline.tts.speaks:
             return False
         registry = self.pipeline.registry
         area = resolve_area(registry, area)

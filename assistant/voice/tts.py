@@ -1,7 +1,8 @@
-"""Text to speech: the one owner of the Piper voice, and where spoken replies go.
+"""Text to speech: the one owner of the home's voice, and where spoken replies go.
 
-Piper renders one sentence at a time; ``synthesize`` hands each sentence over as soon as it
-is ready, so playback starts while the rest of the reply is still being rendered.
+The voice renders one sentence at a time; ``synthesize`` hands each sentence over as soon as
+it is ready, so playback starts while the rest of the reply is still being rendered. Which
+voice speaks the home's language (Piper, espeak-ng, or none: text only) is voices.py's.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,58 +24,76 @@ from assistant.voice.audio import (
     wav_bytes,
     write_wav,
 )
-from assistant.voice.config import TtsConfig
+from assistant.voice.config import TtsConfig, user_models_dir
+from assistant.voice.voices import (
+    Silent,
+    Speaker,
+    SpeechChunk,
+    VoiceChoice,
+    choose_voice,
+    load_speaker,
+)
 
 if TYPE_CHECKING:
-    from piper import PiperVoice
     from piper.config import SynthesisConfig
 
 log = logging.getLogger(__name__)
 
 Publish = Callable[[MqttMessage], None]
 
-
-@dataclass(frozen=True, slots=True)
-class SpeechChunk:
-    """One rendered sentence: mono s16le PCM."""
-
-    audio: bytes
-    sample_rate: int
+__all__ = ["ReplyOutput", "SpeakerPlayer", "SpeechChunk", "TextToSpeech"]
 
 
 class TextToSpeech:
-    """Loads the Piper voice once; renders in a worker thread, one sentence per step."""
+    """Loads the voice for ``language`` once; renders in a worker thread, one sentence per
+    step. Without a voice for the language it says nothing (``speaks`` is False)."""
 
-    def __init__(self, config: TtsConfig) -> None:
+    def __init__(self, config: TtsConfig, language: str = "en",
+                 models_dir: Path | None = None) -> None:
         self.config = config
-        self._voice: PiperVoice | None = None
+        self.language = language
+        self.models_dir = models_dir or user_models_dir()
+        self.choice: VoiceChoice | None = None
+        self._speaker: Speaker | None = None
         self._lock = asyncio.Lock()
 
     async def load(self) -> None:
         async with self._lock:
-            if self._voice is None:
+            if self._speaker is None:
                 started = time.perf_counter()
-                self._voice = await asyncio.to_thread(self._load_blocking)
-                log.info("Piper voice %s loaded in %.1f s", self.config.voice_path().name,
-                         time.perf_counter() - started)
+                self.choice, self._speaker = await asyncio.to_thread(self._load_blocking)
+                if self.choice.engine == "text":
+                    log.warning("spoken replies are off for %r: %s", self.language,
+                                self.choice.why)
+                else:
+                    log.info("%s voice %s for %r loaded in %.1f s%s", self.choice.engine,
+                             self.choice.name, self.language, time.perf_counter() - started,
+                             f" ({self.choice.why})" if self.choice.why else "")
 
-    def _load_blocking(self) -> PiperVoice:
-        from piper import PiperVoice
-
-        return PiperVoice.load(self.config.voice_path())
+    def _load_blocking(self) -> tuple[VoiceChoice, Speaker]:
+        choice = choose_voice(self.config, self.language, self.models_dir)
+        return choice, load_speaker(choice)
 
     @property
     def sample_rate(self) -> int:
-        if self._voice is None:
+        return self._loaded.sample_rate
+
+    @property
+    def speaks(self) -> bool:
+        """False when replies are text only (no voice for the language)."""
+        return not isinstance(self._loaded, Silent)
+
+    @property
+    def _loaded(self) -> Speaker:
+        if self._speaker is None:
             raise RuntimeError("the voice is not loaded yet: await load() first")
-        return self._voice.config.sample_rate
+        return self._speaker
 
     async def synthesize(self, text: str, *,
                          syn_config: SynthesisConfig | None = None) -> AsyncIterator[SpeechChunk]:
-        """Audio for ``text``, sentence by sentence."""
+        """Audio for ``text``, sentence by sentence (``syn_config``: Piper's only)."""
         await self.load()
-        assert self._voice is not None
-        sentences: Iterator[SpeechChunk] = self._sentences(text, syn_config)
+        sentences: Iterator[SpeechChunk] = self._loaded.sentences(text, syn_config)
         while True:
             # Lock per sentence, not per reply: a long reply must not hold up a satellite.
             async with self._lock:
@@ -83,11 +101,6 @@ class TextToSpeech:
             if chunk is None:
                 return
             yield chunk
-
-    def _sentences(self, text: str, syn_config: SynthesisConfig | None) -> Iterator[SpeechChunk]:
-        assert self._voice is not None
-        for audio in self._voice.synthesize(text, syn_config=syn_config):
-            yield SpeechChunk(audio.audio_int16_bytes, audio.sample_rate)
 
     async def synthesize_all(self, text: str, *,
                              syn_config: SynthesisConfig | None = None) -> tuple[bytes, int]:

@@ -103,14 +103,15 @@ class WyomingSatelliteServer:
             return {"name": name, "attribution": _ATTRIBUTION, "installed": True,
                     "description": description, "version": None}
 
-        stt, tts = self.pipeline.config.stt, self.pipeline.config.tts
-        language, wake_word = stt.language, self.pipeline.config.wake.model
+        config, tts = self.pipeline.config, self.pipeline.tts
+        language, wake_word = config.spoken_language, config.wake.model
+        voices = [TtsVoice(**artifact(tts.choice.name, f"{tts.choice.engine} voice"),
+                           languages=[language])] if tts.choice and tts.speaks else []
         return Info(
             asr=[AsrProgram(**artifact("mimo-home-stt", "faster-whisper"), models=[
-                AsrModel(**artifact(stt.model_size, "Whisper"), languages=[language])])],
-            tts=[TtsProgram(**artifact("mimo-home-tts", "Piper"), voices=[
-                TtsVoice(**artifact(tts.voice_path().stem, "Piper voice"),
-                         languages=[language])])],
+                AsrModel(**artifact(config.stt.model_name, "Whisper"),
+                         languages=[config.stt.spoken_language])])],
+            tts=[TtsProgram(**artifact("mimo-home-tts", "Piper or espeak-ng"), voices=voices)],
             wake=[WakeProgram(**artifact("mimo-home-wake", "microWakeWord"), models=[
                 WakeModel(**artifact(wake_word, "microWakeWord"), languages=["en"],
                           phrase=wake_word.replace("_", " "))])],
