@@ -226,11 +226,13 @@ def replies_for(language: str) -> Replies:
 
 def kept_names(registry: DeviceRegistry) -> Iterator[str]:
     """The names a translated reply says as they are: devices, areas, floors (not lists:
-    "shopping list" is our words for a list, said in the home's language). Lazily: an
-    English reply never asks."""
-    yield from (e.name for e in registry.all_entities() if e.domain != "todo")
-    yield from (a.name for a in registry.areas.values())
-    yield from (f.name for f in registry.floors.values())
+    "shopping list" is our words for a list, said in the home's language). Only names of
+    several words: a one-word name has no "and" to be cut at, and set aside it would cut our
+    own words ("Garage" in "garage doors"). Lazily: an English reply never asks."""
+    names = (*(e.name for e in registry.all_entities() if e.domain != "todo"),
+             *(a.name for a in registry.areas.values()),
+             *(f.name for f in registry.floors.values()))
+    yield from (name for name in names if len(name.split()) > 1)
 
 
 def _catalog(language: str) -> dict | None:

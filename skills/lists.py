@@ -166,9 +166,10 @@ def _not_a_list(entity_id: str | None, ctx: ToolContext) -> str:
 
 
 def _spoken(name: str) -> str:
-    """"Shopping List" -> "shopping list", "To-do" -> "to-do list"."""
+    """"Shopping List" -> "shopping list", "To-do" -> "to-do list"; a name that says it is a
+    list in its own language ("Lista della spesa") stays as it is."""
     name = name.lower()
-    return name if name.endswith("list") else f"{name} list"
+    return name if any(w.startswith("list") for w in name.split()) else f"{name} list"
 
 
 def _capitalized(text: str) -> str:

@@ -151,8 +151,10 @@ class _Hub:
         self.protocols = house.protocols()
         # fixture id -> the hub's list: the hub serves a fixture home's to-do lists itself
         automations = daemon.automations
+        language = daemon.config.understanding.language
         self.lists = {fixture_id: name for fixture_id, (name, _) in
-                      fixture_lists(house.spec).items()} if automations is not None else {}
+                      fixture_lists(house.spec, language).items()} \
+            if automations is not None else {}
 
     def states(self) -> dict[str, EntityState]:
         """The virtual home's states, with the to-do lists as the hub keeps them."""

@@ -47,9 +47,11 @@ def home_config(spec: HomeSpec, base: HomeConfig, language: str = "en") -> HomeC
                       entities=base.entities)
 
 
-def fixture_lists(spec: HomeSpec) -> dict[str, tuple[str, list[tuple[str, str]]]]:
-    """The home's to-do lists: fixture id -> (name, items as (summary, status))."""
-    return {e.entity_id: (e.name, [(str(i.get("summary", "")), str(i.get("status",
+def fixture_lists(spec: HomeSpec, language: str = "en"
+                  ) -> dict[str, tuple[str, list[tuple[str, str]]]]:
+    """The home's to-do lists: fixture id -> (name in ``language``, items as (summary,
+    status))."""
+    return {e.entity_id: ((e.spoken.get(language) or (e.name,))[0], [(str(i.get("summary", "")), str(i.get("status",
                                                                         "needs_action")))
                                    for i in e.attributes.get("todo_items") or []
                                    if isinstance(i, dict)])
@@ -60,7 +62,8 @@ def with_fixture_lists(config: Config, spec: HomeSpec) -> Config:
     """A home that has to-do lists: the hub serves them as its own lists (a fixture's list is
     no MQTT device), unless the config names the lists itself. None of them was chosen as the
     shopping list, so a request that names no list asks which one."""
-    names = list(dict.fromkeys(name for name, _ in fixture_lists(spec).values()))
+    names = list(dict.fromkeys(name for name, _ in fixture_lists(
+        spec, config.understanding.language).values()))
     if not names or "lists" in config.automation.model_fields_set:
         return config
     return config.model_copy(update={"automation": config.automation.model_copy(
@@ -73,7 +76,7 @@ async def put_back_lists(daemon: Daemon, spec: HomeSpec, *, only_empty: bool) ->
     automations = daemon.automations
     if automations is None:
         return
-    for name, items in fixture_lists(spec).values():
+    for name, items in fixture_lists(spec, daemon.config.understanding.language).values():
         todo = automations.lists.named(name)
         if todo is None or (only_empty and todo.items):
             continue
@@ -89,9 +92,9 @@ def native_topics(config: Config) -> NativeTopics:
 
 
 def place_native_entities(daemon: Daemon, house: VirtualHome) -> None:
-    """Native protocols carry no area: put their entities in the fixture's areas, and give
-    every entity its fixture names in the configured language, as a user does in
-    ``home.entities`` (the config's own entries win)."""
+    """Native protocols carry no area: put their entities in the fixture's areas, and call
+    every entity by its fixture names in the configured language (the first as its name), as
+    a user does in ``home.entities`` (the config's own entries win)."""
     known_as = house.known_as(daemon.registry.all_entities())
     own = daemon.config.home.entities
     language = daemon.config.understanding.language
@@ -101,9 +104,9 @@ def place_native_entities(daemon: Daemon, house: VirtualHome) -> None:
     for fixture_id, protocol in house.protocols().items():
         hub_id, spec = known_as.get(fixture_id), specs[fixture_id]
         area = spec.area if protocol != "ha" else None
-        names = spec.spoken.get(language, ())
-        if hub_id and hub_id not in own and (area or names):
-            patches[hub_id] = EntityPatch(aliases=names, area=area)
+        name, *aliases = spec.spoken.get(language, ()) or (None,)
+        if hub_id and hub_id not in own and (area or name):
+            patches[hub_id] = EntityPatch(name, tuple(aliases), area)
     daemon.registry.set_overrides(patches)
 
 
