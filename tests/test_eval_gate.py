@@ -25,6 +25,7 @@ TASKS = DATASETS / "home-assistant-datasets"
 # positions), media and sentences with no derivable action, in under a minute together.
 GATES: dict[str, tuple[tuple[str, ...], float]] = {
     "assist-mini": (("assist-mini",), 0.88),  # 45 of 50 on 2026-12-01 (lists)
+    "assist": (("assist",), 0.9),  # 89 of 95 on 2026-12-01 (#13)
     "device-actions": (("device-actions-v2-fixtures/home2-ca",  # 269 of 329 on 2026-12-01
                         "device-actions-v2-fixtures/home7-cn",
                         "device-actions-v2-fixtures/home8-ru"), 0.78),
@@ -73,6 +74,21 @@ async def test_every_timer_and_list_intent_sentence_passes() -> None:
               if report.by_category[name]["failed"]}
     assert not missing and not failed, (missing, failed, [
         f for f in report.failures if f["expected"].get("name") in SKILL_INTENTS][:10])
+
+
+# ha-intents languages -> floor for the pass rate (#13: it 424 of 454, es 850 of 872,
+# en 947 of 1089 on 2026-12-01); any wrong intent-and-slots answer is a failure, not harm.
+LANGUAGE_FLOORS = {"en": 0.85, "it": 0.9, "es": 0.95}
+
+
+@pytest.mark.parametrize("language", sorted(LANGUAGE_FLOORS))
+async def test_each_language_keeps_its_intent_score(language: str) -> None:
+    intents = DATASETS / "ha-intents" / language
+    if not intents.is_dir():
+        pytest.skip(f"no evaluation datasets at {DATASETS} (they sit beside the clone in CI)")
+    report = Report()
+    await asyncio.wait_for(asyncio.to_thread(evaluate_intents, intents, None, report), 120)
+    assert gate_failure(f"ha-intents/{language}", report, LANGUAGE_FLOORS[language]) is None
 
 
 def test_the_gate_fails_a_drop_and_any_harm() -> None:
