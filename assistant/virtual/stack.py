@@ -92,9 +92,9 @@ def native_topics(config: Config) -> NativeTopics:
 
 
 def place_native_entities(daemon: Daemon, house: VirtualHome) -> None:
-    """Native protocols carry no area: put their entities in the fixture's areas, and call
-    every entity by its fixture names in the configured language (the first as its name), as
-    a user does in ``home.entities`` (the config's own entries win)."""
+    """Native protocols carry no area: put their entities in the fixture's areas, and give
+    every entity its fixture names in the configured language, as a user does in
+    ``home.entities`` (the config's own entries win)."""
     known_as = house.known_as(daemon.registry.all_entities())
     own = daemon.config.home.entities
     language = daemon.config.understanding.language
@@ -104,9 +104,9 @@ def place_native_entities(daemon: Daemon, house: VirtualHome) -> None:
     for fixture_id, protocol in house.protocols().items():
         hub_id, spec = known_as.get(fixture_id), specs[fixture_id]
         area = spec.area if protocol != "ha" else None
-        name, *aliases = spec.spoken.get(language, ()) or (None,)
-        if hub_id and hub_id not in own and (area or name):
-            patches[hub_id] = EntityPatch(name, tuple(aliases), area)
+        names = spec.spoken.get(language, ())
+        if hub_id and hub_id not in own and (area or names):
+            patches[hub_id] = EntityPatch(aliases=names, area=area)
     daemon.registry.set_overrides(patches)
 
 
