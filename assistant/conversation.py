@@ -32,9 +32,10 @@ from assistant.messages import (
 from assistant.registry import DeviceRegistry, Entity, normalize_name
 from assistant.replies import Answer, kept_names, replies_for
 from assistant.safety import SECRET_MARK, SafetyPolicy, extract_secrets, redact
-from assistant.understanding.compound import Part, Parts
-from assistant.understanding.fastpath import NO_MATCH, FastPath
-from assistant.understanding.followups import FollowUps, LastTurn
+from assistant.understanding.compound import Part
+from assistant.understanding.fastpath import NO_MATCH, FastPath, FastPathResult
+from assistant.understanding.followups import FollowUp, LastTurn
+from assistant.understanding.reading import FastReader
 from assistant.understanding.routes import COMMAND_TEXT
 from device_adapters.base import ReportWait
 from skills.base import (
@@ -147,8 +148,7 @@ class Conversation:
         self.clock = clock
         # how long "turn it off" still refers to the last turn (llm.history_window_s)
         self.followup_window_s = followup_window_s
-        self._parts = Parts(fast_path) if fast_path is not None else None
-        self._followups = FollowUps(fast_path, self._parts) if fast_path is not None else None
+        self._reader = FastReader(fast_path) if fast_path is not None else None
         self._states: dict[str, _ConversationState] = {}
 
     async def handle(self, request: ConversationRequest) -> ConversationResponse:
@@ -193,20 +193,21 @@ class Conversation:
             return answered
 
         hint = None
-        if self.fast_path is not None:
-            followed = await self._follow_up(text, request, state)
-            if followed is not None:
-                return followed
-            result = self.fast_path.understand(text, request.area)
-            if not self._runnable(result.calls):
-                result = NO_MATCH  # a skill that is switched off (automation.enabled: false)
-            if result.calls:
-                return await self._execute(text, result.calls, "fast", request, state,
-                                           understood=(text,))
-            if not result.matched or (result.unresolved and not result.clarification):
-                compound = await self._compound(text, request, state)
-                if compound is not None:
-                    return compound
+        if self._reader is not None:
+            result = NO_MATCH
+            for reading in self._reader.readings(text, request.area, self._recent_turn(state),
+                                                 self._runnable):
+                if isinstance(reading, FollowUp):
+                    response = await self._follow_up(text, reading, request, state)
+                elif isinstance(reading, FastPathResult):
+                    result = reading
+                    response = await self._execute(
+                        text, result.calls, "fast", request, state, understood=(text,)
+                    ) if result.calls else None
+                else:
+                    response = await self._compound(text, reading, request, state)
+                if response is not None:
+                    return response
             if result.reply is not None and not result.unresolved:
                 return self._remember(text, (), ConversationResponse(result.reply, path="fast"),
                                       state)
@@ -226,34 +227,31 @@ class Conversation:
 
     # -- compound requests and follow-ups on the fast path ---------------------------------
 
-    async def _compound(self, text: str, request: ConversationRequest,
+    async def _compound(self, text: str, parts: tuple[Part, ...], request: ConversationRequest,
                         state: _ConversationState) -> ConversationResponse | None:
         """Every understood part in order through one execution; one reply that also says
         which parts were not done. None when no part is understood, or when some part is not
         and the LLM, which reads the whole request, is ready."""
-        assert self._parts is not None
-        parts = self._parts.split(text, request.area)
-        done = [p for p in parts or () if p.result.calls and self._runnable(p.result.calls)]
-        if not done or (len(done) < len(parts or ()) and self._reasoner_ready()):
+        done = [p for p in parts if p.result.calls and self._runnable(p.result.calls)]
+        if not done or (len(done) < len(parts) and self._reasoner_ready()):
             return None
-        notes = tuple(_not_done(p) for p in parts or () if p not in done)
+        notes = tuple(_not_done(p) for p in parts if p not in done)
         response = await self._execute(
             text, tuple(c for p in done for c in p.result.calls), "fast", request, state,
             notes=notes, understood=tuple(p.understood or p.said for p in done))
-        return replace(response, clarification=any(p.result.clarification for p in parts or ()))
+        return replace(response, clarification=any(p.result.clarification for p in parts))
 
-    async def _follow_up(self, text: str, request: ConversationRequest,
-                         state: _ConversationState) -> ConversationResponse | None:
-        """A follow-up of the last turn in this conversation, while it is recent; None for
-        anything else (and for a follow-up with nothing recent to refer to)."""
+    def _recent_turn(self, state: _ConversationState) -> LastTurn | None:
+        """The last turn of this conversation while a follow-up may still refer to it."""
         last = state.history[-1] if state.history else None
-        if self._followups is None or last is None or not last.calls \
-                or self.clock() - last.at > self.followup_window_s:
+        if last is None or not last.calls or self.clock() - last.at > self.followup_window_s:
             return None
-        follow = self._followups.resolve(text, LastTurn(last.understood, last.calls),
-                                         request.area)
-        if follow is None or not self._runnable(follow.undo + follow.calls):
-            return None
+        return LastTurn(last.understood, last.calls)
+
+    async def _follow_up(self, text: str, follow: FollowUp, request: ConversationRequest,
+                         state: _ConversationState) -> ConversationResponse | None:
+        """The follow-up run; None when its new target did not resolve and the LLM, which
+        may know it, is ready."""
         if not follow.calls:  # the new target did not resolve: the LLM may know, else ask
             if self._reasoner_ready():
                 return None

@@ -10,7 +10,7 @@ from typing import Any
 from assistant.config import UnderstandingConfig
 from assistant.conversation import Conversation
 from assistant.messages import ConversationRequest, ToolCall
-from assistant.registry import Area, DeviceRegistry, Entity
+from assistant.registry import Area, DeviceRegistry, Entity, Floor
 from assistant.safety import SafetyPolicy
 from assistant.understanding.fastpath import FastPath
 from skills.base import SkillRegistry
@@ -22,10 +22,14 @@ from tests.test_timers import Hub as TimerHub
 Device = tuple[str, str, str, str | None, str]
 
 
-def home_of(areas: Iterable[tuple[str, str]], devices: Iterable[Device]) -> DeviceRegistry:
+def home_of(areas: Iterable[tuple[str, ...]], devices: Iterable[Device],
+            floors: Iterable[Floor] = ()) -> DeviceRegistry:
+    """A home of areas (id, name[, floor id]) and devices, in memory."""
     registry = DeviceRegistry(None)
-    for area_id, name in areas:
-        registry.set_area(Area(id=area_id, name=name))
+    for floor in floors:
+        registry.set_floor(floor)
+    for area_id, name, *floor_id in areas:
+        registry.set_area(Area(id=area_id, name=name, floor=floor_id[0] if floor_id else None))
     for entity_id, name, area, device_class, state in devices:
         registry.upsert(Entity(entity_id=entity_id, name=name, domain=entity_id.split(".")[0],
                                area=area, device_class=device_class, state=state))

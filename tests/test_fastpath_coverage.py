@@ -10,12 +10,13 @@ from pathlib import Path
 import pytest
 
 from assistant.messages import ToolCall
-from assistant.registry import Area, DeviceRegistry, Entity, Floor
+from assistant.registry import DeviceRegistry, Entity, Floor
 from assistant.safety import SafetyPolicy
 from assistant.understanding.aliases import derived_names, shared_area_names
 from assistant.understanding.fastpath import FastPath
 from skills.base import SkillRegistry, ToolContext
 from skills.home_control import HomeControlSkill
+from tests.language_support import calls_of, home_of
 
 _AREAS = (("living_room", "Living Room", "ground"), ("kitchen", "Kitchen", "ground"),
           ("bedroom_1", "Bedroom 1", "ground"), ("bedroom_2", "Bedroom 2", "up"),
@@ -51,31 +52,21 @@ _ENTITIES = (
 
 
 @pytest.fixture
-def house(tmp_path: Path) -> DeviceRegistry:
-    registry = DeviceRegistry(tmp_path / "registry.db")
-    registry.set_floor(Floor(id="ground", name="Ground Floor", aliases=("downstairs",)))
-    registry.set_floor(Floor(id="up", name="Upstairs"))
-    for area_id, name, floor in _AREAS:
-        registry.set_area(Area(id=area_id, name=name, floor=floor))
-    for entity_id, name, area, device_class, state in _ENTITIES:
-        registry.upsert(Entity(entity_id=entity_id, name=name, domain=entity_id.split(".")[0],
-                               area=area, device_class=device_class, state=state))
-    return registry
-
-
-def calls(fast: FastPath, text: str, area: str | None = None) -> list[tuple[str, dict]]:
-    return [(c.tool, c.args) for c in fast.understand(text, area).calls]
+def house() -> DeviceRegistry:
+    return home_of(_AREAS, _ENTITIES, floors=(
+        Floor(id="ground", name="Ground Floor", aliases=("downstairs",)),
+        Floor(id="up", name="Upstairs")))
 
 
 def ids(fast: FastPath, text: str) -> set[str]:
-    return {i for _, args in calls(fast, text) for i in args["entity_ids"]}
+    return {i for _, args in calls_of(fast, text) for i in args["entity_ids"]}
 
 
 def test_a_name_several_rooms_share_acts_only_where_one_device_fits(
         house: DeviceRegistry) -> None:
     fast = FastPath(house)
     # only Bedroom 2 of the three bedrooms has a fan: that one, never the kitchen's
-    assert calls(fast, "turn on the fan in the bedroom") == [
+    assert calls_of(fast, "turn on the fan in the bedroom") == [
         ("turn_on", {"entity_ids": ["fan.ceiling"]})]
     # every bedroom has a light: a question, no light switched
     result = fast.understand("turn on the light in the bedroom")
@@ -95,11 +86,11 @@ def test_floors_and_rooms_together(house: DeviceRegistry) -> None:
 def test_a_kind_alone_is_the_one_device_or_a_question(house: DeviceRegistry) -> None:
     fast = FastPath(house)
     assert not fast.understand("turn on the fan").calls  # two fans, no room said
-    assert calls(fast, "turn on the fan", area="kitchen") == [
+    assert calls_of(fast, "turn on the fan", area="kitchen") == [
         ("turn_on", {"entity_ids": ["fan.kitchen"]})]
-    assert calls(fast, "close the curtains") == [
+    assert calls_of(fast, "close the curtains") == [
         ("turn_off", {"entity_ids": ["cover.bedroom_curtain"]})]
-    assert calls(fast, "open the blinds downstairs") == [
+    assert calls_of(fast, "open the blinds downstairs") == [
         ("turn_on", {"entity_ids": ["cover.living_blind"]})]
     assert not fast.understand("close the curtains downstairs").calls
 
@@ -116,14 +107,14 @@ def test_a_kind_alone_is_the_one_device_or_a_question(house: DeviceRegistry) -> 
     ("what is the co2 in the living room", "sensor.co2"),
 ])
 def test_every_sensor_kind_by_area(house: DeviceRegistry, question: str, sensor: str) -> None:
-    assert calls(FastPath(house), question) == [("get_state", {"entity_ids": [sensor]})]
+    assert calls_of(FastPath(house), question) == [("get_state", {"entity_ids": [sensor]})]
 
 
 def test_a_sensor_question_without_a_room(house: DeviceRegistry) -> None:
     fast = FastPath(house)
     assert ids(fast, "what is the humidity") == {
         "sensor.living_humidity", "sensor.kitchen_humidity"}
-    [(_, args)] = calls(fast, "what is the humidity", area="kitchen")
+    [(_, args)] = calls_of(fast, "what is the humidity", area="kitchen")
     assert args["entity_ids"] == ["sensor.kitchen_humidity"]
 
 
@@ -133,24 +124,24 @@ def test_a_sensor_question_without_a_room(house: DeviceRegistry) -> None:
     ("set the living room lights to half", 50),
 ])
 def test_percent_words(house: DeviceRegistry, text: str, brightness: int) -> None:
-    assert calls(FastPath(house), text) == [
+    assert calls_of(FastPath(house), text) == [
         ("set_light", {"entity_ids": ["light.living"], "brightness_pct": brightness})]
 
 
 def test_relative_brightness(house: DeviceRegistry) -> None:
     fast = FastPath(house)
-    assert calls(fast, "dim the living room lamp a bit") == [
+    assert calls_of(fast, "dim the living room lamp a bit") == [
         ("set_light", {"entity_ids": ["light.living"], "brightness_step_pct": -25})]
-    assert calls(fast, "turn the kitchen light up") == [
+    assert calls_of(fast, "turn the kitchen light up") == [
         ("set_light", {"entity_ids": ["light.kitchen"], "brightness_step_pct": 25})]
 
 
 def test_media_by_place(house: DeviceRegistry) -> None:
     fast = FastPath(house)
     # both speakers play: "outside" is the terrace's, never the kitchen's
-    assert calls(fast, "pause the music outside") == [
+    assert calls_of(fast, "pause the music outside") == [
         ("media", {"entity_ids": ["media_player.terrace"], "command": "pause"})]
-    assert calls(fast, "next song in the kitchen") == [
+    assert calls_of(fast, "next song in the kitchen") == [
         ("media", {"entity_ids": ["media_player.kitchen"], "command": "next"})]
 
 
@@ -158,13 +149,13 @@ def test_vacuums_by_place_and_by_part_of_their_name(house: DeviceRegistry) -> No
     fast = FastPath(house)
     start = {"command": "start"}
     # the kitchen has no vacuum: the one on its floor cleans it, not the one upstairs
-    assert calls(fast, "clean the kitchen") == [
+    assert calls_of(fast, "clean the kitchen") == [
         ("vacuum", {"entity_ids": ["vacuum.downstairs"], **start})]
-    assert calls(fast, "start the vacuum in the bedroom 3") == [
+    assert calls_of(fast, "start the vacuum in the bedroom 3") == [
         ("vacuum", {"entity_ids": ["vacuum.upstairs"], **start})]
-    assert calls(fast, "vacuum downstairs") == [
+    assert calls_of(fast, "vacuum downstairs") == [
         ("vacuum", {"entity_ids": ["vacuum.downstairs"], **start})]
-    assert calls(fast, "stop the upstairs vacuum") == [
+    assert calls_of(fast, "stop the upstairs vacuum") == [
         ("vacuum", {"entity_ids": ["vacuum.upstairs"], "command": "return_to_base"})]
     # "the Roborock" fits both: a question
     assert fast.understand("start the roborock").clarification
@@ -176,7 +167,7 @@ def test_water_the_garden_is_only_for_an_irrigation_valve(tmp_path: Path) -> Non
     fast = FastPath(registry)
     assert not fast.understand("water the garden").calls  # never the water main
     registry.upsert(Entity(entity_id="valve.lawn", name="Lawn Irrigation", domain="valve"))
-    assert calls(FastPath(registry), "water the garden") == [
+    assert calls_of(FastPath(registry), "water the garden") == [
         ("turn_on", {"entity_ids": ["valve.lawn"]})]
 
 
@@ -189,7 +180,7 @@ def test_water_the_garden_is_only_for_an_irrigation_valve(tmp_path: Path) -> Non
 ])
 def test_house_wide_questions_ask_the_whole_home(house: DeviceRegistry, question: str,
                                                  entities: set[str], state: str) -> None:
-    [(tool, args)] = calls(FastPath(house), question, area="kitchen")
+    [(tool, args)] = calls_of(FastPath(house), question, area="kitchen")
     assert tool == "get_state" and set(args["entity_ids"]) == entities
     assert args["state"] == state
 
@@ -249,6 +240,6 @@ def test_a_thermostat_answers_for_the_temperature(tmp_path: Path) -> None:
     registry.upsert(Entity(entity_id="climate.hall", name="Hall Thermostat", domain="climate",
                            state="heat"))
     fast = FastPath(registry)
-    assert calls(fast, "what is the temperature") == [
+    assert calls_of(fast, "what is the temperature") == [
         ("get_state", {"entity_ids": ["climate.hall"]})]
     assert not fast.understand("what is the humidity").calls  # it measures no humidity

@@ -1,9 +1,9 @@
 """``mimo-home bench nlu``: fast-path latency on synthetic homes of a given size.
 
-Each utterance goes through the understanding steps a request takes in the conversation, in
-its order and without running anything: a follow-up of the last turn first (while the last
-turn had calls), then the fast path on the whole sentence, then a compound split when the
-whole did not match. The utterances are said in order, as one conversation, so that "turn it
+Each utterance goes through the fast path's readings the conversation acts on
+(``assistant/understanding/reading.py``), in their order and without running anything: a
+follow-up of the last turn first (while the last turn had calls), then the whole sentence,
+then a compound split when the whole did not match. The utterances are said in order, as one conversation, so that "turn it
 off" follows the request it refers to.
 """
 
@@ -16,9 +16,9 @@ from typing import Literal
 
 from assistant.messages import ToolCall
 from assistant.registry import Area, DeviceRegistry, Entity
-from assistant.understanding.compound import Parts
-from assistant.understanding.fastpath import FastPath
-from assistant.understanding.followups import FollowUps, LastTurn
+from assistant.understanding.fastpath import FastPath, FastPathResult
+from assistant.understanding.followups import FollowUp, LastTurn
+from assistant.understanding.reading import FastReader
 
 SIZES = (50, 500, 2000)
 ROOMS = ["Kitchen", "Living Room", "Bedroom", "Bathroom", "Office", "Hallway", "Garage",
@@ -57,12 +57,10 @@ class Understood:
 
 
 class Understanding:
-    """The conversation's understanding steps for one conversation, without execution."""
+    """The conversation's readings of requests in one conversation, without execution."""
 
     def __init__(self, fast: FastPath) -> None:
-        self.fast = fast
-        self.parts = Parts(fast)
-        self.followups = FollowUps(fast, self.parts)
+        self.reader = FastReader(fast)
         self.last: LastTurn | None = None
 
     def understand(self, text: str, area: str | None = None) -> Understood:
@@ -72,16 +70,15 @@ class Understanding:
         return understood
 
     def _understand(self, text: str, area: str | None) -> Understood:
-        if self.last is not None:
-            follow = self.followups.resolve(text, self.last, area)
-            if follow is not None and follow.calls:
-                return Understood("follow-up", follow.undo + follow.calls, follow.understood)
-        result = self.fast.understand(text, area)
-        if result.calls:
-            return Understood("whole", result.calls, (text,))
-        if not result.matched or (result.unresolved and not result.clarification):
-            done = [part for part in self.parts.split(text, area) or () if part.result.calls]
-            if done:
+        for reading in self.reader.readings(text, area, self.last):
+            if isinstance(reading, FollowUp):
+                if reading.calls:
+                    return Understood("follow-up", reading.undo + reading.calls,
+                                      reading.understood)
+            elif isinstance(reading, FastPathResult):
+                if reading.calls:
+                    return Understood("whole", reading.calls, (text,))
+            elif done := [part for part in reading if part.result.calls]:
                 return Understood("compound", tuple(c for p in done for c in p.result.calls),
                                   tuple(p.understood or p.said for p in done))
         return Understood("none")
