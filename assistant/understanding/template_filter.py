@@ -305,11 +305,10 @@ class TemplateFilter:
         forms = tuple(set(said) | {form.translate(BREAK_WORDS_TABLE) for form in said})
         haystack = "\n".join(forms)
         admitted, paired = self._admitted(haystack)
-        return self._bits.writing(
-            self._lacking_none(admitted) & ~self._crowded(said, paired)
-            & self._bits.ending_in(frozenset(form[start:] for form in forms
-                                             for start in range(len(form))) & self._endings)
-            & self._saying(forms), haystack)
+        kept = self._lacking_none(admitted) & self._saying(forms) & self._bits.ending_in(
+            frozenset(form[start:] for form in forms for start in range(len(form)))
+            & self._endings)
+        return self._bits.writing(kept & ~self._crowded(said, paired, kept), haystack)
 
     def _filling(self, slot_name: str) -> int:
         """Templates that may give a match a value for the slot."""
@@ -360,14 +359,21 @@ class TemplateFilter:
                             paired.append(value)
         return admitted, paired
 
-    def _crowded(self, said: tuple[str, ...], values: list[_Value]) -> int:
-        """Templates needing values of two lists (a room and a name) where no value of one
-        lies apart from a value of the other: each list reference takes its own piece of the
-        text. Places are compared within one form; "-" read as a space keeps them."""
+    def _crowded(self, said: tuple[str, ...], values: list[_Value], kept: int) -> int:
+        """Of the templates kept, those needing values of two lists (a room and a name) where
+        no value of one lies apart from a value of the other: each list reference takes its
+        own piece of the text. Places are compared within one form; "-" read as a space keeps
+        them."""
+        pairs = [pair for pair in self._pairs if pair[3] & kept]
+        if not pairs:
+            return 0
+        needed = {name for _, first, second, _ in pairs for name in (first, second)}
         spans: dict[str, list[tuple[int, int, int, int]]] = defaultdict(list)
         for index, form in enumerate(said):
             for text in {form, form.translate(BREAK_WORDS_TABLE)}:
                 for value in values:
+                    if value.list_name not in needed:
+                        continue
                     conditions = self._admitting_context(value.context_key, value.context)
                     start = text.find(value.text)
                     while start >= 0:
@@ -375,7 +381,7 @@ class TemplateFilter:
                             (index, start, start + len(value.text), conditions))
                         start = text.find(value.text, start + 1)
         crowded = 0
-        for condition, first, second, mask in self._pairs:
+        for condition, first, second, mask in pairs:
             if not any(form == other and (end <= other_start or other_end <= start)
                        and conditions & other_conditions & condition
                        for form, start, end, conditions in spans[first]
