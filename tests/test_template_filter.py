@@ -166,6 +166,13 @@ def test_what_the_filter_leaves_out() -> None:
     assert room_and_name not in kept("turn on the kitchen light")
     assert room_and_name in kept("turn on the den heat pump")
     assert room_and_name in kept("turn on the kitchen kitchen light")
+    # a template ending in a list and words must find a value right before those words
+    name_light = "<turn> on [<the>] {name} <light>"
+    assert name_light in everything
+    assert name_light not in kept("turn on the kitchen ceiling light")  # no name "... ceiling"
+    assert name_light in kept("turn on the spot-light lamp")
+    assert name_light in kept("turn on the spot-light lamps.")  # hassil skips the full stop
+    assert name_light not in kept("turn on the spot-light lampz")
 
 
 def test_the_name_filling_templates_are_tried_first() -> None:

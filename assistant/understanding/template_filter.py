@@ -50,8 +50,8 @@ from hassil.util import (
 )
 
 from assistant.understanding.template_needs import (
-    DIGITS, Needs, TemplateAnalysis, ValueContext, block_slots, list_values, union_endings,
-    word_ending, words_in,
+    DIGITS, Needs, Tail, TemplateAnalysis, ValueContext, block_slots, compact, list_values,
+    union_endings, word_ending, words_in,
 )
 
 # Distinct sets of templates kept, and distinct words seen; each cache is emptied when full.
@@ -257,8 +257,16 @@ class TemplateFilter:
                     pairs[(condition, first, second)] |= 1 << bit
         self._pairs = [(1 << condition, first, second, mask)
                        for (condition, first, second), mask in pairs.items()]
-        self._paired_lists = frozenset(name for _, first, second, _ in self._pairs
-                                       for name in (first, second))
+        # tail -> the templates that end with it
+        tails: dict[Tail, int] = defaultdict(int)
+        for bit, (_, template) in enumerate(needs):
+            if template.tail is not None:
+                tails[template.tail] |= 1 << bit
+        self._tails = list(tails.items())
+        # the lists whose values are looked for where they are in the text
+        self._placed_lists = frozenset(
+            [name for _, first, second, _ in self._pairs for name in (first, second)]
+            + [tail.list_name for tail in tails])
         # per template, the slots a match of it may fill (None: any)
         self._slots = [template.slots for _, template in needs]
         self._filling_by_slot: dict[str, int] = {}
@@ -304,11 +312,12 @@ class TemplateFilter:
         said = self._forms(text)
         forms = tuple(set(said) | {form.translate(BREAK_WORDS_TABLE) for form in said})
         haystack = "\n".join(forms)
-        admitted, paired = self._admitted(haystack)
+        admitted, placed = self._admitted(haystack)
         kept = self._lacking_none(admitted) & self._saying(forms) & self._bits.ending_in(
             frozenset(form[start:] for form in forms for start in range(len(form)))
             & self._endings)
-        return self._bits.writing(kept & ~self._crowded(said, paired, kept), haystack)
+        kept &= ~self._crowded(said, placed, kept) & ~self._untailed(forms, placed, kept)
+        return self._bits.writing(kept, haystack)
 
     def _filling(self, slot_name: str) -> int:
         """Templates that may give a match a value for the slot."""
@@ -343,9 +352,10 @@ class TemplateFilter:
 
     def _admitted(self, haystack: str) -> tuple[dict[str, int], list[_Value]]:
         """The lists with a value in the text, each with the conditions (bits) of the blocks
-        that accept one of those values; and the values found of lists needed in pairs."""
+        that accept one of those values; and the values found of lists that are looked for
+        where they are (lists needed in pairs, and tails)."""
         admitted: dict[str, int] = defaultdict(int)
-        paired: list[_Value] = []
+        placed: list[_Value] = []
         if _DIGIT.search(haystack):
             for name in self._number_lists:
                 admitted[name] |= self._admitting_context(repr(None), None)
@@ -355,9 +365,9 @@ class TemplateFilter:
                     if value.text in haystack:
                         admitted[value.list_name] |= self._admitting_context(
                             value.context_key, value.context)
-                        if value.list_name in self._paired_lists:
-                            paired.append(value)
-        return admitted, paired
+                        if value.list_name in self._placed_lists:
+                            placed.append(value)
+        return admitted, placed
 
     def _crowded(self, said: tuple[str, ...], values: list[_Value], kept: int) -> int:
         """Of the templates kept, those needing values of two lists (a room and a name) where
@@ -388,6 +398,20 @@ class TemplateFilter:
                        for other, other_start, other_end, other_conditions in spans[second]):
                 crowded |= mask
         return crowded
+
+    def _untailed(self, forms: tuple[str, ...], values: list[_Value], kept: int) -> int:
+        """Of the templates kept, those ending in a list and literal text ("{name} <light>")
+        where no value of the list is followed by that text to the end of a form: "turn on
+        the office spotlight" has no name before "light"."""
+        untailed = 0
+        for tail, mask in self._tails:
+            if not mask & kept:
+                continue
+            if not any(compact(form[start + len(value.text):]) in tail.after
+                       for value in values if value.list_name == tail.list_name
+                       for form in forms for start in _starts(form, value.text)):
+                untailed |= mask
+        return untailed
 
     def _admitting_context(self, key: str, context: ValueContext) -> int:
         conditions = self._admitting.get(key)
@@ -435,6 +459,14 @@ class TemplateFilter:
         reduced = copy.copy(self._intents)
         reduced.intents = intents
         return reduced
+
+
+def _starts(text: str, part: str) -> list[int]:
+    starts, start = [], text.find(part)
+    while start >= 0:
+        starts.append(start)
+        start = text.find(part, start + 1)
+    return starts
 
 
 def _with_sentences(block: IntentData, sentences: list[Sentence]) -> IntentData:

@@ -1,7 +1,7 @@
 """What a template needs from a text to have a chance, worked out once per template for
 ``assistant.understanding.template_filter``: the lists it needs values of, the words it can
-end with, the words it can say at all, hassil's own literal fragments, and the slots a match
-of it may fill. Every answer errs on the side of "anything": a template is only ruled out on
+end with, the words it can say at all, hassil's own literal fragments, the slots a match of
+it may fill, and the list value its literal ending must follow. Every answer errs on the side of "anything": a template is only ruled out on
 what it provably needs.
 """
 
@@ -15,7 +15,9 @@ from typing import Any
 from hassil.expression import (
     Alternative, Expression, Group, ListReference, RuleReference, Sentence, Sequence, TextChunk,
 )
-from hassil.intents import IntentData, RangeFractionType, RangeSlotList, SlotList, TextSlotList
+from hassil.intents import (
+    IntentData, RangeFractionType, RangeSlotList, SlotList, TextSlotList,
+)
 from hassil.numbers import get_rbnf_engine
 # how hassil's matcher reads "living-room" as "living room" when the plain text fails
 from hassil.string_matcher import BREAK_WORDS_TABLE
@@ -28,6 +30,10 @@ _PUNCTUATION = frozenset(PUNCTUATION_STR)
 _TO_WORDS = str.maketrans({**{mark: None for mark in PUNCTUATION_STR}, "-": " ", "_": " "})
 # Stands for the digits a number range matches, in a template's words; no text word has it.
 DIGITS = "\0digits"
+# Text as the tail test compares it: no spaces, no punctuation (hassil skips both there).
+_COMPACT = str.maketrans({mark: None for mark in PUNCTUATION_STR + " \t\n"})
+# Past this many spoken forms of what follows the last list, a template has no tail.
+_MAX_TAIL_FORMS = 256
 
 Clauses = frozenset[frozenset[str]]
 # The words a template can end with; None when that is not known (a number, a wildcard).
@@ -51,13 +57,28 @@ class Needs:
     fragments: Clauses
     # the slots a match may fill; None when that is not known
     slots: frozenset[str] | None
+    tail: Tail | None = None
 
     @staticmethod
     def of(clauses: Clauses, endings: Endings, words: Words, fragments: Clauses,
-           slots: frozenset[str] | None) -> Needs:
+           slots: frozenset[str] | None, tail: Tail | None = None) -> Needs:
         return Needs(frozenset().union(*(clause for clause in clauses if len(clause) == 1)),
                      tuple(clause for clause in clauses if len(clause) > 1), endings, words,
-                     fragments, slots)
+                     fragments, slots, tail)
+
+
+@dataclass(frozen=True, slots=True)
+class Tail:
+    """A template that ends in a list reference and then literal text only ("{name}
+    <light>"): the text must end with a value of the list followed by one of those literal
+    forms (``compact``), else the template cannot match."""
+
+    list_name: str
+    after: frozenset[str]
+
+
+def compact(text: str) -> str:
+    return text.casefold().translate(_COMPACT)
 
 
 def block_slots(block: IntentData) -> frozenset[str]:
@@ -132,11 +153,57 @@ class TemplateAnalysis:
     def needs(self, sentence: Sentence, fixed_slots: frozenset[str]) -> Needs:
         endings, may_be_empty = self._last_words(sentence.expression, 0)
         slots = self._slots(sentence.expression, 0)
+        words = self._words(sentence.expression, 0)
         return Needs.of(frozenset(self._required_lists(sentence.expression, 0)),
-                         None if may_be_empty else endings,
-                         self._words(sentence.expression, 0),
+                         None if may_be_empty else endings, words,
                          sentence.get_required_clauses(dict(self._rules)),
-                         None if slots is None else slots | fixed_slots)
+                         None if slots is None else slots | fixed_slots,
+                         # a wildcard anywhere changes which skip words hassil drops
+                         None if words is None else self._tail(sentence.expression))
+
+    def _tail(self, expression: Expression) -> Tail | None:
+        """The template's tail: its last list, when only literal text follows it."""
+        if not isinstance(expression, Sequence):
+            return None
+        after = frozenset({""})
+        for item in reversed(expression.items):
+            if isinstance(item, ListReference):
+                slot_list = self._lists.get(item.list_name)
+                if item.list_name not in self._testable or item.prefix or item.suffix \
+                        or not isinstance(slot_list, TextSlotList):
+                    return None
+                return Tail(item.list_name, frozenset(map(compact, after)))
+            said = self._literal_forms(item, 0)
+            if said is None or len(said) * len(after) > _MAX_TAIL_FORMS:
+                return None
+            after = frozenset(first + rest for first in said for rest in after)
+        return None
+
+    def _literal_forms(self, expression: Expression, depth: int) -> frozenset[str] | None:
+        """Every text a part with no list can match, or None (a list, a permutation, too
+        many forms)."""
+        if depth > _MAX_DEPTH:
+            return None
+        if isinstance(expression, TextChunk):
+            return frozenset({expression.text})
+        if isinstance(expression, RuleReference):
+            rule = self._rules.get(expression.rule_name)
+            return None if rule is None else self._literal_forms(rule.expression, depth + 1)
+        if isinstance(expression, Alternative):
+            branches = [self._literal_forms(item, depth + 1) for item in expression.items]
+            if None in branches:
+                return None
+            forms = frozenset().union(*branches) | ({""} if expression.is_optional else set())
+            return forms if len(forms) <= _MAX_TAIL_FORMS else None
+        if isinstance(expression, Sequence):
+            forms: frozenset[str] = frozenset({""})
+            for item in expression.items:
+                said = self._literal_forms(item, depth + 1)
+                if said is None or len(said) * len(forms) > _MAX_TAIL_FORMS:
+                    return None
+                forms = frozenset(first + rest for first in forms for rest in said)
+            return forms
+        return None  # a list or a permutation
 
     def _required_lists(self, expression: Expression, depth: int) -> set[frozenset[str]]:
         """Lists the template needs: at least one list of every clause must be in the text."""
