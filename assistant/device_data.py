@@ -48,11 +48,14 @@ class DeviceLimits(BaseModel):
 
 def clean_text(value: Any, limit: int) -> str | None:
     """Device text as plain data: a bounded single line without control characters, or None."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
         value = str(value)
     if not isinstance(value, str):
         return None
-    text = _CONTROL_CHARACTERS.sub(" ", value[: limit * 4]).strip()[:limit].strip()
+    head = value[: limit * 4]
+    # Printable text holds none of those characters: skip the pattern (most device text).
+    text = (head if head.isprintable() else _CONTROL_CHARACTERS.sub(" ", head)).strip()
+    text = text[:limit].strip()
     return text or None
 
 

@@ -30,6 +30,7 @@ from assistant.device_data import DeviceLimits
 log = logging.getLogger(__name__)
 
 FLUSH_DELAY_S = 0.1  # how long the writer gathers changes into one transaction
+RETRY_S = 2.0  # after a batch failed (a full disk): how soon the writer tries it again
 
 
 class Area(BaseModel):
@@ -130,17 +131,19 @@ class _Writer:
         self._batch_lock = threading.Lock()  # one batch at a time: the thread's or close's
         self._wake = threading.Event()
         self._closing = threading.Event()
+        self._failing = False  # the last batch failed: said once, retried on a timer
         self._thread = threading.Thread(target=self._run, name="registry-writer", daemon=True)
         self._thread.start()
 
     def put(self, table: str, key: str, row: Row) -> None:
         with self._pending_lock:
             self._pending[(table, key)] = row
-        self._wake.set()
+        if not self._wake.is_set():  # set() takes a lock: once per batch is enough
+            self._wake.set()
 
     def _run(self) -> None:
         while not self._closing.is_set():
-            self._wake.wait()
+            self._wake.wait(RETRY_S if self._failing else None)  # no change may ever come
             self._closing.wait(FLUSH_DELAY_S)  # let a burst gather into one batch
             self._wake.clear()
             self.flush()
@@ -162,19 +165,28 @@ class _Writer:
                 for table, key, body in rows:
                     _store(self._db, table, key, body)
                 self._db.execute("COMMIT")
-            except sqlite3.Error:
-                log.exception("registry: could not store %d rows; retrying with the next batch",
-                              len(batch))
+            except sqlite3.Error as exc:
+                if not self._failing:  # once, not per batch: a full disk must not flood logs
+                    log.error("registry: cannot store %d changes (%s); keeping them in memory "
+                              "and retrying every %.0f s", len(batch), exc, RETRY_S)
+                self._failing = True
                 with contextlib.suppress(sqlite3.Error):
                     self._db.execute("ROLLBACK")
                 with self._pending_lock:
                     self._pending = {**batch, **self._pending}
+                return
+            if self._failing:
+                self._failing = False
+                log.warning("registry: storing again (%d changes caught up)", len(batch))
 
     def close(self) -> None:
         self._closing.set()
         self._wake.set()
         self._thread.join()
         self.flush()
+        if self._failing:
+            log.error("registry: %d changes could not be stored before stopping",
+                      len(self._pending))
 
 
 def _store(db: sqlite3.Connection, table: str, key: str, body: str | None) -> None:
@@ -473,12 +485,15 @@ class DeviceRegistry:
             update["attributes"] = self._merged_attributes(old, attributes)
         if available is not None:
             update["available"] = available
-        new = old.model_copy(update=update)
+        # Compared field by field: most reports repeat what is known, and copying the
+        # entity to compare it whole costs more than the rest of a report.
+        changed = any(getattr(old, name) != value for name, value in update.items())
+        new = old.model_copy(update=update) if changed else old
         reported = state is not None or bool(attributes)
-        if new != old:
+        if changed:
             self._entities[entity_id] = new
             self._write("entities", entity_id, new)
-        if new != old or reported:  # an unchanged report still answers a command
+        if changed or reported:  # an unchanged report still answers a command
             self._notify(RegistryChange(entity_id, structure=False, reported=reported))
         return new
 

@@ -54,6 +54,8 @@ def parse_json_object(text: str | bytes) -> dict[str, Any]:
     document = json.loads(text)
     if not isinstance(document, dict):
         raise ValueError("the payload is not a JSON object")
+    if text.isascii() and ("\\u" if isinstance(text, str) else b"\\u") not in text:
+        return document  # no escape and no raw character can hold a surrogate
     try:
         json.dumps(document, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError:

@@ -1,8 +1,10 @@
 """The daemon's one connection to the MQTT broker (paho-mqtt 2.x, callback API v2).
 
 paho runs its network loop in its own thread and reconnects with exponential backoff by
-itself; every callback re-enters the event loop with ``call_soon_threadsafe``, so handlers,
-the outgoing queue and subscriptions are only touched on the loop.
+itself; every callback re-enters the event loop, in order, through one queue the loop drains
+(one ``call_soon_threadsafe`` wakes it per batch, not per message; during a burst the loop
+drains every ``BURST_GATHER_S``, so paho's thread reads without fighting it for the GIL), so
+handlers, the outgoing queue and subscriptions are only touched on the loop.
 
 While the broker is away, outgoing messages wait in a bounded queue and are sent in order
 when it returns; a message older than ``queue_max_age_s`` is dropped instead — replaying a
@@ -35,6 +37,11 @@ log = logging.getLogger(__name__)
 
 MessageHandler = Callable[[MqttMessage], None]
 
+DRAIN_BATCH = 256  # callbacks run per loop iteration, so a burst does not starve other tasks
+BURST = 16  # callbacks found at once that make a burst
+BURST_GATHER_S = 0.005  # during a burst, how long paho's thread reads before the loop drains
+MATCH_CACHE_SIZE = 4096  # topics whose matching wildcard filters are remembered
+
 
 class BrokerUnreachableError(CommandNotSentError):
     """The broker is unreachable and the message cannot wait for it."""
@@ -60,6 +67,11 @@ class MqttLink:
         # Handlers added to an exact topic already subscribed, waiting for its retained
         # message: the broker re-sends it on a repeated SUBSCRIBE, to them only.
         self._awaiting_retained: dict[str, list[MessageHandler]] = {}
+        # topic -> the wildcard filters it matches; emptied whenever those filters change
+        self._matching_filters: dict[str, tuple[str, ...]] = {}
+        # paho's callbacks waiting for the loop, in order; appended in paho's thread only
+        self._incoming: deque[tuple[Callable[..., None], tuple[object, ...]]] = deque()
+        self._drain_scheduled = False
         self._queue: deque[_Outgoing] = deque()
         # QoS 1 messages paho holds until the broker acknowledges them, by paho's mid. Only
         # touched under paho's out-message lock, which paho also holds when it acknowledges.
@@ -88,6 +100,8 @@ class MqttLink:
 
     def subscribe(self, topic_filter: str, handler: MessageHandler) -> Callable[[], None]:
         table = self._wildcard if ("#" in topic_filter or "+" in topic_filter) else self._exact
+        if topic_filter not in table and table is self._wildcard:
+            self._matching_filters.clear()
         handlers = table.setdefault(topic_filter, [])
         handlers.append(handler)
         if self.connected and self._client is not None:
@@ -109,6 +123,8 @@ class MqttLink:
                 waiting.remove(handler)
             if not handlers:
                 del table[topic_filter]
+                if table is self._wildcard:
+                    self._matching_filters.clear()
                 if self.connected and self._client is not None:
                     self._client.unsubscribe(topic_filter)
 
@@ -151,7 +167,11 @@ class MqttLink:
 
     async def run(self) -> None:
         """The connection's supervised task: connects, keeps reconnecting, stops on cancel."""
-        self._loop = asyncio.get_running_loop()
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:  # what was queued for a loop that is gone stays there
+            self._incoming.clear()
+            self._drain_scheduled = False
+        self._loop = loop
         client = self._make_client()
         self._client = client
         client.connect_async(self.config.host, self.config.port, self.config.keepalive_s)
@@ -263,8 +283,32 @@ class MqttLink:
         self._call_on_loop(self._dispatch, message)
 
     def _call_on_loop(self, func: Callable[..., None], *args: object) -> None:
-        if self._loop is not None and not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(func, *args)
+        """In paho's thread: queue ``func(*args)`` for the loop; wake the loop only when no
+        drain is pending (it clears the flag before draining, so nothing is left behind)."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        self._incoming.append((func, args))
+        if not self._drain_scheduled:
+            self._drain_scheduled = True
+            loop.call_soon_threadsafe(self._drain)
+
+    def _drain(self) -> None:
+        self._drain_scheduled = False
+        done = 0
+        while done < DRAIN_BATCH and self._incoming:
+            func, args = self._incoming.popleft()
+            done += 1
+            try:
+                func(*args)
+            except Exception:  # as the loop would log a failed callback, and go on
+                log.exception("MQTT link callback %s failed", getattr(func, "__name__", func))
+        if done >= BURST and not self._drain_scheduled:
+            # A burst (what is left of it included): let paho's thread read on alone for a
+            # moment (both need the GIL, and handing it over on each of paho's reads costs
+            # more than handling the message), then take what it read in one go.
+            self._drain_scheduled = True
+            asyncio.get_running_loop().call_later(BURST_GATHER_S, self._drain)
 
     def _set_error(self, text: str) -> None:
         self.last_error = text
@@ -307,14 +351,23 @@ class MqttLink:
             handlers = late
         else:
             handlers = list(self._exact.get(message.topic, ()))
-            for topic_filter, wildcard_handlers in self._wildcard.items():
-                if paho.topic_matches_sub(topic_filter, message.topic):
-                    handlers.extend(wildcard_handlers)
+            for topic_filter in self._filters_matching(message.topic):
+                handlers.extend(self._wildcard[topic_filter])
         for handler in handlers:
             try:
                 handler(message)
             except Exception:  # one bad payload or handler must not take the link down
                 log.exception("handler for %s failed", message.topic)
+
+    def _filters_matching(self, topic: str) -> tuple[str, ...]:
+        """The wildcard filters ``topic`` matches; remembered, as devices repeat topics."""
+        found = self._matching_filters.get(topic)
+        if found is None:
+            if len(self._matching_filters) >= MATCH_CACHE_SIZE:
+                self._matching_filters.clear()  # a flood of new topics must not grow memory
+            found = tuple(f for f in self._wildcard if paho.topic_matches_sub(f, topic))
+            self._matching_filters[topic] = found
+        return found
 
 
 def _wait_published(info: paho.MQTTMessageInfo, timeout: float) -> None:

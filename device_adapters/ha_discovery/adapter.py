@@ -35,7 +35,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, ClassVar
 
@@ -74,6 +74,15 @@ DiscoveryKey = tuple[str, str]  # (component, discovery id), as Home Assistant k
 
 SOURCE = "ha_discovery"
 _MAX_ID_SUFFIX = 100  # entity ids tried per config: <id>_2 .. <id>_100
+_MAX_REMEMBERED_CHARS = 1024  # longer state payloads are read again each time: bounded memory
+
+
+@dataclass(frozen=True, slots=True)
+class _Reading:
+    """A state message as the registry takes it: cleaned and bounded."""
+
+    state: str | None
+    attributes: dict[str, Any]
 
 
 @dataclass(slots=True)
@@ -86,6 +95,9 @@ class _Tracked:
     config: Config  # wire with defaults
     availability: Availability
     subscriptions: Subscriptions
+    # reader topic option -> (payload, entity it was read into, the bounded reading): the
+    # same payload read into the same entity again reads the same (see _on_state)
+    last_readings: dict[str, tuple[str, Entity, _Reading]] = field(default_factory=dict)
 
 
 def _slug(text: str) -> str:
@@ -369,21 +381,29 @@ class HomeAssistantDiscoveryAdapter(DeviceAdapter):
             self._intake.run(message.topic, handler, message.topic, text)
 
     def _on_state(self, key: DiscoveryKey, reader: Reader, topic: str, text: str) -> None:
+        registry = self._registry
         tracked = self._tracked.get(key)
-        entity = self._registry.get_any(tracked.entity_id) if tracked else None
+        entity = registry.get_any(tracked.entity_id) if tracked else None
         if tracked is None or entity is None:
             return
         template = tracked.config.get(reader.template) if reader.template else None
-        value = self._render_value(tracked.entity_id, template, topic, text)
-        if not value:  # Home Assistant ignores empty state messages
-            return
-        update = reader.apply(tracked.config, value, entity)
-        if update is not None:
-            limits = self._registry.limits
-            self._registry.update_state(
-                entity.entity_id, clean_text(update.state, limits.max_text_chars),
-                bounded_attributes(update.attributes, limits),
-            )
+        last = tracked.last_readings.get(reader.topic)
+        if last is not None and last[0] == text and last[1] is entity and not template:
+            # A device repeating itself (a template might read the clock: not skipped).
+            reading = last[2]
+        else:
+            value = self._render_value(tracked.entity_id, template, topic, text)
+            if not value:  # Home Assistant ignores empty state messages
+                return
+            update = reader.apply(tracked.config, value, entity)
+            if update is None:
+                return
+            limits = registry.limits
+            reading = _Reading(clean_text(update.state, limits.max_text_chars),
+                               bounded_attributes(update.attributes, limits))
+        entity = registry.update_state(entity.entity_id, reading.state, reading.attributes)
+        if entity is not None and len(text) <= _MAX_REMEMBERED_CHARS:
+            tracked.last_readings[reader.topic] = (text, entity, reading)
 
     def _on_availability(self, key: DiscoveryKey, topic: str, _: str, text: str) -> None:
         tracked = self._tracked.get(key)
