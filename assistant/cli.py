@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import io
 import json
 import logging
 import os
@@ -64,11 +65,16 @@ def setup_logging(level: str) -> None:
 # -- commands --------------------------------------------------------------------------------
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from assistant.daemon import Daemon
+    from assistant.daemon import Daemon, StateDirectoryError
 
     config = resolve_config(args.config)
     setup_logging(config.log_level)
-    asyncio.run(Daemon(config).run())
+    try:
+        daemon = Daemon(config)
+    except StateDirectoryError as exc:  # exit status 2: the unit does not restart on it
+        print(f"mimo-home: {exc}", file=sys.stderr)
+        return 2
+    asyncio.run(daemon.run())
     return 0
 
 
@@ -191,36 +197,81 @@ def cmd_listen(args: argparse.Namespace) -> int:
 
 
 def cmd_bench_voice(args: argparse.Namespace) -> int:
-    from assistant.virtual.stack import demo_stack
-    from assistant.voice.commands import bench_voice
+    from assistant.virtual.bench_report import render, voice_bench
 
     config = resolve_config(args.config)
     setup_logging(args.log_level or "WARNING")
-
-    async def bench() -> int:
-        # end-of-speech -> command published, through the real daemon and a virtual home
-        async with demo_stack(config) as (_house, daemon):
-            return await bench_voice(args, registry=daemon.registry, converse=daemon.converse,
-                                     config=config.voice.for_home(
-                                         config.understanding.language, daemon.config.state_dir))
-
-    return asyncio.run(bench())
+    out = io.StringIO()
+    code = asyncio.run(voice_bench(config, args, out))
+    if code == 0:
+        print(render(json.loads(out.getvalue()), True) if args.json
+              else render({}, False, [out.getvalue().rstrip()]))
+    return code
 
 
 def cmd_bench_nlu(args: argparse.Namespace) -> int:
-    from assistant.virtual.bench import run_nlu_bench
+    from assistant.virtual.bench_report import nlu_lines, nlu_part, render
 
-    result = run_nlu_bench(repeats=args.repeats)
-    if args.json:
-        print(json.dumps({"entities": result}))
-    else:
-        print(f"{'entities':>8} {'median_ms':>10} {'p95_ms':>8} {'first_ms':>9} {'cpu_ms':>7}"
-              "  utterances")
-        for size, row in result.items():
-            print(f"{size:>8} {row['median_ms']:>10.2f} {row['p95_ms']:>8.2f} "
-                  f"{row['first_median_ms']:>9.2f} {row['cpu_median_ms']:>7.2f}"
-                  f"  {row['samples']}")
+    result = nlu_part(args.repeats)
+    print(render(result, args.json, nlu_lines(result)))
     return 0
+
+
+def cmd_bench_llm(args: argparse.Namespace) -> int:
+    from assistant.llm.bench import bench_llm_command
+    from assistant.virtual.bench_report import describe_machine
+
+    return bench_llm_command(args, machine=describe_machine())
+
+
+def cmd_bench_mqtt(args: argparse.Namespace) -> int:
+    from assistant.virtual.bench_report import mqtt_lines, mqtt_part, render
+
+    setup_logging(args.log_level or "WARNING")
+    result = mqtt_part(args.messages, args.repeats, args.broker)
+    print(render(result, args.json, mqtt_lines(result)))
+    return 0
+
+
+def cmd_bench_startup(args: argparse.Namespace) -> int:
+    from assistant.virtual.bench_report import render, startup_lines, startup_part
+
+    result = startup_part(_startup_config(args), args.repeats)
+    print(render(result, args.json, startup_lines(result)))
+    return 0 if result["reached_ready"] == result["repeats"] else 1
+
+
+def cmd_bench_all(args: argparse.Namespace) -> int:
+    from assistant.virtual import bench_report as report
+
+    config = resolve_config(args.config)
+    setup_logging(args.log_level or "WARNING")
+    parts: dict[str, Callable[[], dict[str, Any]]] = {
+        "nlu": lambda: report.nlu_part(args.nlu_repeats),
+        "llm": lambda: report.llm_part(args.config),
+        "voice": lambda: report.voice_part(config),
+        "mqtt": lambda: report.mqtt_part(args.messages, args.repeats),
+        "startup": lambda: report.startup_part(_startup_config(args), args.repeats),
+    }
+    chosen = [name.strip() for name in args.parts.split(",") if name.strip()]
+    unknown = sorted(set(chosen) - set(parts))
+    if unknown:
+        print(f"--parts: unknown {', '.join(unknown)} (choose from {', '.join(parts)})",
+              file=sys.stderr)
+        return 2
+    document = report.run_all({name: parts[name] for name in chosen})
+    print(json.dumps(document, indent=2) if args.json
+          else "\n".join(report.figure_lines(document)))
+    return 1 if document["failed"] else 0
+
+
+def _startup_config(args: argparse.Namespace) -> Config:
+    """The config given (as ``mimo-home run`` would read it), else the demo's."""
+    from assistant.virtual.bench_startup import demo_startup_config
+
+    if args.config or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG_PATH.is_file():
+        return resolve_config(args.config)
+    return demo_startup_config(load_config(None))
 
 
 def cmd_model(args: argparse.Namespace) -> int:
@@ -344,8 +395,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_listen_arguments(listen)
     listen.set_defaults(func=cmd_listen)
 
-    bench = sub.add_parser("bench", help="speed figures")
+    bench = sub.add_parser("bench", help="speed figures (docs/BENCHMARKS.md)")
     bench_sub = bench.add_subparsers(dest="bench_command", required=True)
+    levels = ["DEBUG", "INFO", "WARNING", "ERROR"]
     nlu = bench_sub.add_parser("nlu", parents=[common], help="fast-path latency")
     nlu.add_argument("--json", action="store_true")
     nlu.add_argument("--repeats", type=int, default=20)
@@ -353,11 +405,38 @@ def build_parser() -> argparse.ArgumentParser:
     llm = bench_sub.add_parser("llm", parents=[common],
                                help="LLM latency, prompt-cache effect and output validity")
     add_bench_llm_arguments(llm)
+    llm.set_defaults(func=cmd_bench_llm)
     voice = bench_sub.add_parser("voice", parents=[common],
                                  help="speech-to-command latency and transcript accuracy")
     add_bench_voice_arguments(voice)
-    voice.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    voice.add_argument("--log-level", choices=levels)
     voice.set_defaults(func=cmd_bench_voice)
+    mqtt = bench_sub.add_parser("mqtt", parents=[common],
+                                help="state messages ingested per second against a plain "
+                                     "subscriber, and the command round trip")
+    mqtt.add_argument("--json", action="store_true")
+    mqtt.add_argument("--messages", type=int, default=20000, help="messages per burst")
+    mqtt.add_argument("--repeats", type=int, default=3)
+    mqtt.add_argument("--broker", default="auto",
+                      help="auto (Mosquitto when installed, else the embedded broker)")
+    mqtt.add_argument("--log-level", choices=levels)
+    mqtt.set_defaults(func=cmd_bench_mqtt)
+    startup = bench_sub.add_parser("startup", parents=[common],
+                                   help="process start to READY, and memory once the models "
+                                        "are in (the demo's config unless one is given)")
+    startup.add_argument("--json", action="store_true")
+    startup.add_argument("--repeats", type=int, default=3)
+    startup.set_defaults(func=cmd_bench_startup)
+    every = bench_sub.add_parser("all", parents=[common],
+                                 help="every bench above, in one JSON document")
+    every.add_argument("--json", action="store_true")
+    every.add_argument("--parts", default="nlu,llm,voice,mqtt,startup",
+                       help="comma-separated parts to run (default: all)")
+    every.add_argument("--repeats", type=int, default=3, help="mqtt and startup runs")
+    every.add_argument("--nlu-repeats", type=int, default=20)
+    every.add_argument("--messages", type=int, default=20000, help="mqtt messages per burst")
+    every.add_argument("--log-level", choices=levels)
+    every.set_defaults(func=cmd_bench_all)
     model = sub.add_parser("model", help="download, list and verify model files")
     add_voice_pull_arguments(add_model_arguments(model))
     model.set_defaults(func=cmd_model)

@@ -14,6 +14,7 @@ words without a leading article and in the singular ("the apples" finds "Apple")
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sqlite3
 import time
@@ -25,8 +26,6 @@ from itertools import count
 from pathlib import Path
 from typing import Any, Literal
 
-import inflect
-
 from assistant.registry import DeviceRegistry, Entity, normalize_name
 
 log = logging.getLogger(__name__)
@@ -35,10 +34,10 @@ SOURCE = "lists"  # the registry source of the list entities
 DOMAIN = "todo"
 MAX_SUMMARY_CHARS = 200
 MAX_ITEMS_PER_LIST = 500
+INFLECT_LOAD_S = 30.0  # how long a list edit waits for the singular forms to load
 # Punctuation that speech-to-text and typing leave around an item ("milk." or "'eggs'").
 _EDGE_PUNCTUATION = " .,;:!?\"'`“”‘’"
 _ARTICLES = frozenset({"a", "an", "the", "some"})
-_INFLECT = inflect.engine()
 
 ItemStatus = Literal["needs_action", "completed"]
 _STATUSES: frozenset[str] = frozenset({"needs_action", "completed"})
@@ -137,7 +136,29 @@ def item_key(text: str) -> str:
     if len(words) > 1 and words[0] in _ARTICLES:
         words = words[1:]
     phrase = " ".join(words)
-    return (_INFLECT.singular_noun(phrase) or phrase) if phrase else ""
+    return (_inflect_engine().singular_noun(phrase) or phrase) if phrase else ""
+
+
+@lru_cache(maxsize=1)
+def _inflect_engine() -> Any:
+    """inflect's methods carry typeguard's ``@typechecked``, which re-parses and recompiles
+    inflect's 4,000-line module once per method as it is imported: seconds with the GIL held,
+    the daemon's loop stalled. Those checks only guard the strings we pass, so inflect is
+    imported without them (still half a second: the lists load it off the loop as they
+    start, not on the daemon's way to READY)."""
+    import typeguard
+
+    checked = typeguard.typechecked
+    typeguard.typechecked = _unchecked
+    try:
+        import inflect
+    finally:
+        typeguard.typechecked = checked
+    return inflect.engine()
+
+
+def _unchecked(target: Any) -> Any:
+    return target
 
 
 def _required_summary(text: str) -> str:
@@ -302,9 +323,11 @@ class ListService:
         self._default = next(iter(self._lists))
         self._store: _Store | None = None
         self._lock = asyncio.Lock()  # one change at a time, stored in order
+        self._singulars: asyncio.Task[Any] | None = None  # inflect, loading off the loop
 
     async def start(self) -> None:
         """Load the stored items (off the loop), register the lists, publish each once."""
+        self._singulars = asyncio.create_task(asyncio.to_thread(_inflect_engine))
         async with self._lock:
             rows: dict[str, list[tuple[Any, Any]]] = {}
             if self._path is not None:
@@ -358,6 +381,9 @@ class ListService:
     async def _edit(self, entity_id: str | None, text: str, edit: _ItemEdit,
                     prefer: ItemStatus | None = None) -> ListChange:
         wanted = _required_summary(text)
+        if self._singulars is not None:  # find_item singularizes on the loop
+            with contextlib.suppress(asyncio.TimeoutError):  # then it loads here, late
+                await asyncio.wait_for(asyncio.shield(self._singulars), INFLECT_LOAD_S)
         async with self._lock:
             todo = self.get(entity_id)
             items = list(todo.items)

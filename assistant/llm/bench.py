@@ -119,6 +119,11 @@ async def run_llm_bench_async(config: LlmConfig, skills: SkillRegistry,
     def median(key: str) -> float:
         return round(statistics.median(row[key] for row in rows), 1)
 
+    def p95(key: str) -> float:
+        import numpy  # not at import: the CLI imports this module for its arguments
+
+        return round(float(numpy.percentile([row[key] for row in rows], 95)), 1)
+
     return {
         "model": str(config.model_path),
         "requests": rows,
@@ -127,6 +132,8 @@ async def run_llm_bench_async(config: LlmConfig, skills: SkillRegistry,
         "total_ms": median("total_ms"),
         "total_uncached_ms": median("total_uncached_ms"),
         "tokens_per_s": median("tokens_per_s"),
+        "p95": {key: p95(key) for key in ("ttft_cached_ms", "ttft_uncached_ms", "total_ms",
+                                          "total_uncached_ms")},
         "prompt_tokens": prompt_tokens,
         "schema_valid_rate": sum(row["valid"] for row in rows) / len(rows),
         "first_try_valid_rate": sum(row["valid"] and row["first_try"] for row in rows) / len(rows),
@@ -160,11 +167,12 @@ def add_bench_llm_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--requests", type=int, default=len(REQUESTS),
                         choices=range(1, len(REQUESTS) + 1), metavar=f"1..{len(REQUESTS)}")
     parser.add_argument("--threads", type=int, help="CPU threads (default: the config's)")
-    parser.set_defaults(func=bench_llm_command)
 
 
-def bench_llm_command(args: argparse.Namespace) -> int:
-    config = _config_for(args)
+def bench_llm_command(args: argparse.Namespace,
+                      machine: dict[str, Any] | None = None) -> int:
+    """``machine``: where the figures are taken (printed with them)."""
+    config = bench_llm_config(args)
     started = time.perf_counter()
     try:
         results = run_llm_bench(config, requests=args.requests,
@@ -173,8 +181,10 @@ def bench_llm_command(args: argparse.Namespace) -> int:
         print(f"mimo-home bench llm: {exc}", file=sys.stderr)
         return 1
     if args.json:
-        print(json.dumps(results, indent=2))
+        print(json.dumps({**results, "machine": machine} if machine else results, indent=2))
         return 0
+    if machine:
+        print(f"machine: {machine['summary']}")
     tokens = results["prompt_tokens"]
     print(f"median TTFT: {results['ttft_cached_ms']:.0f} ms with the cached prefix, "
           f"{results['ttft_uncached_ms']:.0f} ms without "
@@ -191,7 +201,7 @@ def bench_llm_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def _config_for(args: argparse.Namespace) -> LlmConfig:
+def bench_llm_config(args: argparse.Namespace) -> LlmConfig:
     config = LlmConfig()
     if getattr(args, "config", None):
         from assistant.config import load_config

@@ -173,12 +173,16 @@ class VoiceBenchReport:
     exact_rate_biased: float
     exact_rate_unbiased: float
     misheard: tuple[Misheard, ...]
+    e2e_p95_ms: float
+    stt_p95_ms: float
 
     def to_json(self) -> dict[str, Any]:
         return {
             "runs": self.runs,
             "e2e_ms": round(self.e2e_ms, 1),
+            "e2e_p95_ms": round(self.e2e_p95_ms, 1),
             "stt_ms": round(self.stt_ms, 1),
+            "stt_p95_ms": round(self.stt_p95_ms, 1),
             "e2e_over_stt": round(self.e2e_ms / self.stt_ms, 3) if self.stt_ms else None,
             "report_wait_ms": round(self.report_wait_ms, 1),
             "report_wait_max_ms": round(self.report_wait_max_ms, 1),
@@ -250,7 +254,8 @@ async def run_voice_bench(pipeline: VoicePipeline, commands: Sequence[str], *,
         stt_real_time_factor=statistics.median(rtf),
         tts_first_audio_ms=statistics.median(first_audio) if first_audio else 0.0,
         exact_rate_biased=exact_biased / runs, exact_rate_unbiased=exact_unbiased / runs,
-        misheard=tuple(misheard))
+        misheard=tuple(misheard), e2e_p95_ms=float(np.percentile(e2e, 95)),
+        stt_p95_ms=float(np.percentile(stt, 95)))
 
 
 def format_report(report: VoiceBenchReport, pipeline: VoicePipeline) -> str:
