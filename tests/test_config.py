@@ -55,18 +55,6 @@ def test_environment_overrides_nested_keys(tmp_path: Path) -> None:
         "broker.lan", 8883, "/tmp/x")
 
 
-def test_the_demo_listens_where_the_environment_says(monkeypatch: pytest.MonkeyPatch) -> None:
-    from assistant.virtual.demo import demo_address
-
-    monkeypatch.delenv("MIMO_HOME__MQTT__HOST", raising=False)
-    monkeypatch.delenv("MIMO_HOME__MQTT__PORT", raising=False)
-    plain = demo_address(load_config(None))
-    assert (plain.mqtt.host, plain.mqtt.port) == ("127.0.0.1", 1883)
-    monkeypatch.setenv("MIMO_HOME__MQTT__PORT", "18830")
-    overridden = demo_address(load_config(None))
-    assert (overridden.mqtt.host, overridden.mqtt.port) == ("127.0.0.1", 18830)
-
-
 def test_password_from_file_or_env(tmp_path: Path) -> None:
     secret = tmp_path / "pw"
     secret.write_text("s3cret\n")

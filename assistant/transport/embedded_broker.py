@@ -100,9 +100,12 @@ class MosquittoProcess:
         conf.write_text(f"listener {self.port} {self.host}\nallow_anonymous true\n"
                         f"persistence false\nset_tcp_nodelay true\n{log_lines}")
         # stderr, not a log file: Mosquitto drops root for a user that may not write ours.
+        # Its own session: a Ctrl-C in the terminal reaches us, and we stop it after the
+        # clients are done with it.
         with open(self.log_file or os.devnull, "ab") as log_sink:
             self._process = subprocess.Popen([executable, "-c", str(conf)],
-                                             stdout=subprocess.DEVNULL, stderr=log_sink)
+                                             stdout=subprocess.DEVNULL, stderr=log_sink,
+                                             start_new_session=True)
         deadline = time.monotonic() + timeout
         while not port_is_open(self.host, self.port, timeout=0.2):
             if self._process.poll() is not None or time.monotonic() > deadline:

