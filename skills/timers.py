@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from assistant.automation.scheduler import JobNotStoredError
 from assistant.automation.timers import (
     MAX_S,
     MIN_S,
@@ -116,6 +117,13 @@ class TimerSkill(Skill):
     @tool("start_timer", "Start a timer, optionally named, optionally running commands when "
           "done", StartTimerArgs)
     async def start_timer(self, args: StartTimerArgs, ctx: ToolContext) -> ToolResult:
+        try:
+            return await self._start_timer(args, ctx)
+        except JobNotStoredError:  # a full disk: nothing was set, and the reply says so
+            return ToolResult("Sorry, I could not save that timer, so it is not set.",
+                              success=False)
+
+    async def _start_timer(self, args: StartTimerArgs, ctx: ToolContext) -> ToolResult:
         length = spoken_duration(args.total_s)
         calls = tuple(c.to_call() for c in args.calls)
         if not calls:

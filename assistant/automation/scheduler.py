@@ -34,6 +34,7 @@ from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.schedulers.base import STATE_RUNNING, BaseScheduler
 from apscheduler.triggers.base import BaseTrigger
+from sqlalchemy.exc import SQLAlchemyError
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +140,10 @@ class JobInfo(_JobFields):
 
 
 JobHandler = Callable[[JobDue], Awaitable[None]]
+
+
+class JobNotStoredError(RuntimeError):
+    """The job store could not be written, so the job was not added."""
 
 
 def scheduled_job(kind: str, data: dict[str, Any]) -> None:
@@ -268,18 +273,23 @@ class Scheduler:
             next_run = trigger.get_next_fire_time(None, self._clock.now())
             if next_run is None:
                 raise ValueError(f"trigger {trigger} never fires")
-        job = self._aps.add_job(
-            scheduled_job,
-            trigger,
-            kwargs={"kind": kind, "data": copy.deepcopy(data)},
-            id=job_id or uuid.uuid4().hex,
-            name=name,
-            misfire_grace_time=self._grace_s,
-            coalesce=True,
-            max_instances=1,
-            next_run_time=next_run,
-            replace_existing=True,
-        )
+        try:
+            job = self._aps.add_job(
+                scheduled_job,
+                trigger,
+                kwargs={"kind": kind, "data": copy.deepcopy(data)},
+                id=job_id or uuid.uuid4().hex,
+                name=name,
+                misfire_grace_time=self._grace_s,
+                coalesce=True,
+                max_instances=1,
+                next_run_time=next_run,
+                replace_existing=True,
+            )
+        except SQLAlchemyError as exc:  # a full or read-only disk: the job does not exist
+            log.error("scheduler: could not store the %s job %r: %s", kind, name,
+                      getattr(exc, "orig", None) or exc)
+            raise JobNotStoredError(f"could not store the {kind} job {name!r}") from exc
         return job.id
 
     def remove(self, job_id: str) -> bool:

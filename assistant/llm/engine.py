@@ -24,7 +24,8 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 WORKER_SCRIPT = Path(__file__).with_name("worker.py")
-# More crashes than this within RESTART_WINDOW_S: stop restarting, report "failed".
+# More crashes than this within RESTART_WINDOW_S: a crash loop. Report "failed" and restart
+# only every RESTART_WINDOW_S / MAX_RESTARTS; never give up (the memory may free up later).
 MAX_RESTARTS = 3
 RESTART_WINDOW_S = 300.0
 
@@ -128,13 +129,17 @@ class WorkerEngine:
                 while self._crashes and now - self._crashes[0] > RESTART_WINDOW_S:
                     self._crashes.popleft()
                 if len(self._crashes) > MAX_RESTARTS:
+                    pause = RESTART_WINDOW_S / MAX_RESTARTS
                     self._status = (f"failed: the model worker stopped {len(self._crashes)} times "
-                                    f"in {RESTART_WINDOW_S:.0f} s (last: {outcome})")
+                                    f"in {RESTART_WINDOW_S:.0f} s (last: {outcome}); trying "
+                                    f"again in {pause:.0f} s")
                     log.error("LLM %s", self._status)
-                    return
+                else:
+                    pause = 0.5 * (len(self._crashes) - 1)  # back off on repeats
+                    self._status = "restarting"
+                    log.warning("LLM worker %s; restarting it", outcome)
+                await asyncio.sleep(pause)
                 self._status = "restarting"
-                log.warning("LLM worker %s; restarting it", outcome)
-                await asyncio.sleep(0.5 * (len(self._crashes) - 1))  # back off on repeats
         finally:
             await self._kill()
 
