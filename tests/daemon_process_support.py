@@ -47,6 +47,27 @@ def daemon_command(config_file: Path) -> list[str]:
     return [sys.executable, "-m", "assistant.cli", "run", "--config", str(config_file)]
 
 
+class KilledOrStopped:
+    """``kill`` and ``stop`` for a test's daemon process, kept in ``process``."""
+
+    process: asyncio.subprocess.Process | None
+
+    async def kill(self, timeout: float = 20.0) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        await asyncio.wait_for(self.process.wait(), timeout)
+
+    async def stop(self, timeout: float = 20.0) -> None:
+        """SIGTERM, then SIGKILL when it does not stop in time."""
+        if self.process is not None and self.process.returncode is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(self.process.wait(), timeout)
+            except TimeoutError:
+                self.process.kill()
+                await self.process.wait()
+
+
 class DaemonProcess:
     """One daemon process; ``status`` is the latest STATUS= line it sent."""
 

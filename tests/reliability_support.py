@@ -9,7 +9,6 @@ import asyncio
 import contextlib
 import json
 import os
-import signal
 import sqlite3
 import sys
 import threading
@@ -25,6 +24,7 @@ import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 
 from assistant.transport.api import request_topic, response_topic
+from tests.daemon_process_support import KilledOrStopped
 
 REPO = Path(__file__).resolve().parent.parent
 TIMEOUT_S = 20.0
@@ -266,7 +266,7 @@ async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
 
 
 @dataclass
-class Hub:
+class Hub(KilledOrStopped):
     """A `mimo-home run` process and its config file."""
 
     config_file: Path
@@ -285,20 +285,6 @@ class Hub:
             self.process = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "assistant.cli", "run", "--config", str(self.config_file),
                 env=env, cwd=REPO, stdout=log, stderr=log)
-
-    async def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        await asyncio.wait_for(self.process.wait(), TIMEOUT_S)
-
-    async def stop(self) -> None:
-        if self.process is not None and self.process.returncode is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(self.process.wait(), TIMEOUT_S)
-            except TimeoutError:
-                self.process.kill()
-                await self.process.wait()
 
 
 def write_hub(tmp_path: Path, port: int, base: str, **sections: Any) -> Hub:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
 import sys
 import uuid
 from collections.abc import AsyncIterator
@@ -25,6 +24,7 @@ from assistant.virtual.home import VirtualHome, demo_home
 from assistant.virtual.stack import home_config
 from tests.conftest import Broker
 from tests.virtual_home_support import Observer, observe, until
+from tests.daemon_process_support import KilledOrStopped
 
 REPO = Path(__file__).resolve().parent.parent
 START_S = 60.0
@@ -32,7 +32,7 @@ TIMEOUT_S = 20.0
 
 
 @dataclass
-class Hub:
+class Hub(KilledOrStopped):
     broker: Broker
     base: str
     config_file: Path
@@ -82,20 +82,6 @@ class Hub:
 
         inventory = await asyncio.to_thread(blocking)
         return next(e["entity_id"] for e in inventory["entities"] if e["name"] == name)
-
-    async def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        await asyncio.wait_for(self.process.wait(), TIMEOUT_S)
-
-    async def stop(self) -> None:
-        if self.process is not None and self.process.returncode is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(self.process.wait(), TIMEOUT_S)
-            except TimeoutError:
-                self.process.kill()
-                await self.process.wait()
 
 
 @pytest.fixture
