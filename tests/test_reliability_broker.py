@@ -1,8 +1,9 @@
 """The broker crashes (SIGKILL) and comes back during a stream of 1,000 commands to a real
 `mimo-home run` process: every command answered with success reached its light exactly once
-in effect (in order; a repeat of the same set-state right after itself is harmless, counted),
-each light ends in the state of its last command, and nothing was sent older than ``mqtt.queue_max_age_s`` — what waited
-less arrives once the broker is back, what waited longer never goes out.
+in effect (in order; a repeat of the same set-state right after itself is harmless,
+counted), each light ends in the state of its last command, and nothing was sent older than
+``mqtt.queue_max_age_s`` — what waited less arrives once the broker is back, what waited
+longer never goes out.
 
 Commands come in through the text API (docs/API.md) and, for the daemon's own queue, from a
 rule that publishes the time it ran every second, also while the broker is away."""

@@ -1,8 +1,8 @@
 """What a template needs from a text to have a chance, worked out once per template for
 ``assistant.understanding.template_filter``: the lists it needs values of, the words it can
 end with, the words it can say at all, hassil's own literal fragments, the slots a match of
-it may fill, and the list value its literal ending must follow. Every answer errs on the side of "anything": a template is only ruled out on
-what it provably needs.
+it may fill, and the list value its literal ending must follow. Every answer errs on the
+side of "anything": a template is only ruled out on what it provably needs.
 """
 
 from __future__ import annotations

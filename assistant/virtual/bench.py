@@ -3,8 +3,8 @@
 Each utterance goes through the fast path's readings the conversation acts on
 (``assistant/understanding/reading.py``), in their order and without running anything: a
 follow-up of the last turn first (while the last turn had calls), then the whole sentence,
-then a compound split when the whole did not match. The utterances are said in order, as one conversation, so that "turn it
-off" follows the request it refers to.
+then a compound split when the whole did not match. The utterances are said in order, as one
+conversation, so that "turn it off" follows the request it refers to.
 """
 
 from __future__ import annotations

@@ -3,11 +3,12 @@ how much memory it holds once its models are in.
 
 The real daemon runs as a process (``mimo-home run``) against a private broker, with its
 readiness sent over a notify socket of ours, as systemd gets it. ``ready_s`` is process
-start -> READY=1 (``ready_cpu_s`` the CPU time the daemon used for it); the models (the reasoning worker, Whisper, Piper) load after READY, so
-``settled_s`` is process start -> the first status that says nothing is loading any more, and
-``rss_mb`` is the resident memory then (``/proc/<pid>/status`` VmRSS), of the daemon and of
-its child processes (the reasoning worker) apart. Right after READY one request is asked over
-the local API (``mimo-home ask``'s path) to show the fast path answers while models load.
+start -> READY=1 (``ready_cpu_s`` the CPU time the daemon used for it); the models (the
+reasoning worker, Whisper, Piper) load after READY, so ``settled_s`` is process start -> the
+first status that says nothing is loading any more, and ``rss_mb`` is the resident memory
+then (``/proc/<pid>/status`` VmRSS), of the daemon and of its child processes (the reasoning
+worker) apart. Right after READY one request is asked over the local API (``mimo-home
+ask``'s path) to show the fast path answers while models load.
 """
 
 from __future__ import annotations
