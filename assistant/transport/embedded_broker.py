@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -77,6 +78,17 @@ def mosquitto_executable() -> str | None:
     if found:
         return found
     return "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
+
+
+def mosquitto_version(executable: str) -> str:
+    """``2.0.11``, from ``mosquitto -h`` (it has no ``--version``)."""
+    try:
+        shown = subprocess.run([executable, "-h"], capture_output=True, text=True,
+                               timeout=5).stdout
+    except (OSError, subprocess.SubprocessError):
+        return "(version unknown)"
+    found = re.search(r"mosquitto version (\S+)", shown)
+    return found.group(1) if found else "(version unknown)"
 
 
 class MosquittoProcess:

@@ -53,9 +53,8 @@ from assistant.daemon import Daemon
 from assistant.messages import EntityCommand
 from assistant.registry import RegistryChange
 from assistant.transport.embedded_broker import (
-    EmbeddedBroker,
-    free_loopback_port,
     mosquitto_executable,
+    mosquitto_version,
 )
 from assistant.virtual.burst_publisher import OFF
 from assistant.virtual.fixtures import AreaSpec, HomeSpec, VirtualEntitySpec
@@ -279,28 +278,17 @@ def _broker_label(choice: str) -> str:
         return "embedded amqtt"
     if executable is None:
         return "embedded amqtt (mosquitto is not installed)"
-    version = subprocess.run([executable, "-h"], capture_output=True, text=True,
-                             timeout=10).stdout.split("\n", 1)[0]
-    return version.replace(" version", "").strip() or "mosquitto"
+    return f"mosquitto {mosquitto_version(executable)}"
 
 
 @contextlib.asynccontextmanager
 async def _broker(config: Config, choice: str) -> AsyncIterator[Config]:
     """The private broker ``choice`` names: "auto" (Mosquitto when installed) or
     "embedded"."""
-    if choice == "auto":
-        async with private_broker(config) as config:
-            yield config
-        return
-    if choice != "embedded":
+    if choice not in ("auto", "embedded"):
         raise ValueError(f"unknown broker {choice!r}: 'auto' or 'embedded'")
-    broker = EmbeddedBroker(free_loopback_port())
-    await broker.start()
-    try:
-        yield config.model_copy(update={"mqtt": config.mqtt.model_copy(
-            update={"host": broker.host, "port": broker.port})})
-    finally:
-        await broker.stop()
+    async with private_broker(config, embedded=choice == "embedded") as config:
+        yield config
 
 
 def bench_config(state_dir: Path) -> Config:

@@ -12,9 +12,7 @@ import asyncio
 import contextlib
 import json
 import os
-import re
 import shutil
-import subprocess
 import sys
 import threading
 import time
@@ -31,6 +29,7 @@ from assistant.transport.embedded_broker import (
     MosquittoProcess,
     free_loopback_port,
     mosquitto_executable,
+    mosquitto_version,
     port_is_open,
 )
 from assistant.messages import ConversationRequest, MqttMessage
@@ -45,17 +44,6 @@ def demo_defaults(config: Config) -> Config:
     voice = config.voice.model_copy(update={
         "enabled": True, "tts": config.voice.tts.model_copy(update={"output": "none"})})
     return with_bundled_llm(config.model_copy(update={"voice": voice}))
-
-
-def mosquitto_version(executable: str) -> str:
-    """``2.0.11``, from ``mosquitto -h`` (it has no ``--version``)."""
-    try:
-        shown = subprocess.run([executable, "-h"], capture_output=True, text=True,
-                               timeout=5).stdout
-    except (OSError, subprocess.SubprocessError):
-        return "(version unknown)"
-    found = re.search(r"mosquitto version (\S+)", shown)
-    return found.group(1) if found else "(version unknown)"
 
 
 async def start_loopback_broker(host: str, port: int) -> tuple[LoopbackBroker, str]:

@@ -16,7 +16,11 @@ from pathlib import Path
 from assistant.config import AreaConfig, Config, FloorConfig, HomeConfig
 from assistant.daemon import Daemon
 from assistant.registry import EntityPatch
-from assistant.transport.embedded_broker import free_loopback_port, private_broker_for
+from assistant.transport.embedded_broker import (
+    EmbeddedBroker,
+    free_loopback_port,
+    private_broker_for,
+)
 from assistant.virtual.home import HomeSpec, NativeTopics, VirtualHome, demo_home
 from assistant.virtual.protocols import ProtocolChoice
 
@@ -149,9 +153,11 @@ async def running_home(config: Config, spec: HomeSpec, home_topic: str = "virtua
 
 
 @contextlib.asynccontextmanager
-async def private_broker(config: Config) -> AsyncIterator[Config]:
-    """A broker of our own on a free loopback port; yields the config pointing at it."""
-    broker = private_broker_for(free_loopback_port())
+async def private_broker(config: Config, embedded: bool = False) -> AsyncIterator[Config]:
+    """A broker of our own on a free loopback port (Mosquitto when installed, unless
+    ``embedded`` asks for amqtt); yields the config pointing at it."""
+    port = free_loopback_port()
+    broker = EmbeddedBroker(port) if embedded else private_broker_for(port)
     await broker.start()
     try:
         yield config.model_copy(update={"mqtt": config.mqtt.model_copy(
