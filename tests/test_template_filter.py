@@ -193,6 +193,11 @@ def test_the_name_filling_templates_are_tried_first() -> None:
     result = template_filter.recognize_best("turn on the kitchen light", **options)
     assert result is not None and result.entities["name"].text == "kitchen light"
     assert len(tried) == 1 and "<turn> on [<all>] [<the>] {area} <light>" not in tried[0]
+    # nor those that can only take a shorter name: after the room "den", only "tv" is left
+    tried.clear()
+    result = template_filter.recognize_best("turn on the den tv", **options)
+    assert result is not None and result.entities["name"].text == "den tv"
+    assert tried == [{"<turn> on [<the>] {name}"}]
     # no name matches: everything that can match is tried, as hassil would
     tried.clear()
     result = template_filter.recognize_best("turn on the lights in the den", **options)

@@ -107,6 +107,9 @@ class FastPath:
         # spoken name (normalised) -> entity ids: own names first, derived names second
         self._by_name: dict[str, list[str]] = {}
         self._by_derived_name: dict[str, list[str]] = {}
+        # domain -> (place in the registry's order, the entity as the lists were built), for
+        # targets given by kind and place ("the kitchen lights") rather than by name
+        self._by_domain: dict[str, list[tuple[int, Entity]]] = {}
         self._unsubscribe = registry.subscribe(self._on_registry_change)
 
     def close(self) -> None:
@@ -124,6 +127,7 @@ class FastPath:
         names: list[TextSlotValue] = []
         by_name: dict[str, list[str]] = defaultdict(list)
         by_derived: dict[str, list[str]] = defaultdict(list)
+        by_domain: dict[str, list[tuple[int, Entity]]] = defaultdict(list)
         seen: set[tuple[str, str]] = set()
         floors = self.registry.floors.values()
         own_names = frozenset(normalize_name(n) for entity in self.registry.entities()
@@ -140,7 +144,8 @@ class FastPath:
         places = floor_names | shared.keys() | {normalize_name(n) for names in
                                                 area_names.values() for n in names}
         kind_words = frozenset(word for pair in self.words.device_nouns for word in pair)
-        for entity in self.registry.entities():
+        for position, entity in enumerate(self.registry.entities()):
+            by_domain[entity.domain].append((position, entity))
             # The value carries domain and device class so that templates can require them
             # ("pause {name}" only for media players).
             context = {"domain": entity.domain}
@@ -170,6 +175,7 @@ class FastPath:
                         for floor in floors for spoken in {floor.name, *floor.aliases}]
         self._by_name = dict(by_name)
         self._by_derived_name = dict(by_derived)
+        self._by_domain = dict(by_domain)
         return {
             "name": TextSlotList(name="name", values=names),
             "area": TextSlotList(name="area", values=areas),
@@ -292,12 +298,15 @@ class FastPath:
             # "is the window open" asks a window's contact sensor as much as a motorised one
             targets.domains.add("binary_sensor")
             targets.device_classes.update(_SENSED_AS.get(c, c) for c in set(targets.device_classes))
-        found = [e for e in self.registry.entities() if _fits(e, targets)]
+        # As the lists were built: what places a device (its domain, class and area) changes
+        # them, but its state is read from the registry once the place has narrowed them.
+        found = [e for e in self._of_domains(targets.domains) if _fits(e, targets)]
         follows_speaker = bool(targets.domains) and targets.domains <= _FOLLOW_THE_SPEAKER
         if targets.context_area and not follows_speaker and not targets.floor:
             targets.area = targets.context_area  # "turn on the lights": the lights here
         if targets.area or targets.floor or everything:
-            found = self._in_place(found, targets) or self._serving(found, targets)
+            found = self._current(self._in_place(found, targets)
+                                  or self._serving(found, targets))
             if not found:
                 raise _Unresolved(f"I couldn't find {self._describe(targets)}.")
             if not kind_said and route.tool != "get_state":
@@ -319,8 +328,21 @@ class FastPath:
             here = [e for e in found if speaker_area and e.area == speaker_area]
             return [e.entity_id for e in (found if targets.state_asked else here or found)]
         # No place was said: never all devices of a kind, unless they are all in this room.
-        return self._choose(found, targets, speaker_area, route.prefer_states,
+        return self._choose(self._current(found), targets, speaker_area, route.prefer_states,
                             _Together.SPEAKER_AREA)
+
+    def _of_domains(self, domains: set[str]) -> list[Entity]:
+        """The devices of those domains (every device when none is given) in the registry's
+        order, as they were when the slot lists were built."""
+        if not domains:
+            return self.registry.entities()
+        return [entity for _, entity in sorted(
+            (entry for domain in domains for entry in self._by_domain.get(domain, ())),
+            key=lambda entry: entry[0])]
+
+    def _current(self, found: list[Entity]) -> list[Entity]:
+        """The devices as the registry has them now (their states)."""
+        return [e for e in map(self.registry.get, (e.entity_id for e in found)) if e is not None]
 
     def _one_in_place(self, found: list[Entity], targets: _Targets, text: str,
                       prefer_states: frozenset[str]) -> list[str]:

@@ -89,6 +89,22 @@ class _Block:
     mask: int  # the bits of all its templates
 
 
+@dataclass(frozen=True, slots=True)
+class _Found:
+    """What the filter found in a text: the templates kept, the forms of the text (``said``:
+    as hassil matches them; ``forms``: also with "-" and "_" read as spaces) and the values
+    found of the lists looked for where they are."""
+
+    kept: int
+    said: tuple[str, ...]
+    forms: tuple[str, ...]
+    placed: list[_Value]
+
+
+# Where a value lies in a text: (form, start, end, the conditions that accept it, the value).
+_Span = tuple[int, int, int, int, _Value]
+
+
 class _Bits:
     """Bit sets over all templates (bit i: the i-th template in the intents' order), one per
     thing a text may have or lack."""
@@ -269,6 +285,8 @@ class TemplateFilter:
             + [tail.list_name for tail in tails])
         # per template, the slots a match of it may fill (None: any)
         self._slots = [template.slots for _, template in needs]
+        self._sources = [template.sources for _, template in needs]
+        self._condition_bits = [1 << condition for condition, _ in needs]
         self._filling_by_slot: dict[str, int] = {}
         self._endings = frozenset().union(*(template.endings for _, template in needs
                                             if template.endings))
@@ -284,31 +302,84 @@ class TemplateFilter:
         return self._conditions.index(condition)
 
     def intents_for(self, text: str) -> Intents:
-        return self._intents_of(self._kept(text))
+        return self._intents_of(self._found(text).kept)
 
     def recognize_best(self, text: str, *, best_slot_name: str,
                        slot_lists: dict[str, SlotList], intent_context: dict[str, Any],
                        language: str) -> RecognizeResult | None:
-        """hassil's ``recognize_best`` over the templates that can match, in two goes: first
-        those that can fill ``best_slot_name``. A match with that slot outranks every match
-        without it, so when one of them matches so, hassil's answer over all is theirs; only
-        when none does are all tried."""
-        kept = self._kept(text)
+        """hassil's ``recognize_best`` over the templates that can match, in as few of them as
+        its ranking allows. A match with ``best_slot_name`` outranks every match without it,
+        and of those the longest slot text wins. So of the templates that can fill the slot,
+        those that can make the longest slot text here go first (where the list's values lie
+        bounds the others: a room before the name, or a word after it, leaves them less).
+        When their best match's slot is longer than any other can make, it is hassil's
+        answer over all. Otherwise all that can fill the slot are tried, then all."""
+        found = self._found(text)
+        kept = found.kept
         if not kept:  # hassil would set up the text for matching, then try nothing
             return None
-        filling = kept & self._filling(best_slot_name)
         options: dict[str, Any] = {"slot_lists": slot_lists, "intent_context": intent_context,
                                    "language": language, "best_slot_name": best_slot_name}
+        filling = kept & self._filling(best_slot_name)
+        bounds = self._bounds(filling, best_slot_name, found)
+        longest = max(bounds.values(), default=-1)
+        first = filling & ~sum(bit for bit, bound in bounds.items() if bound < longest)
+        if first != filling:
+            best = recognize_best(text, self._intents_of(first), **options)
+            if best is None:  # those templates match nothing here: leave them out below
+                kept &= ~first
+                filling &= ~first
+            elif _slot_length(best, best_slot_name) > max(
+                    bound for bound in bounds.values() if bound < longest):
+                return best
         if filling and filling != kept:
             best = recognize_best(text, self._intents_of(filling), **options)
-            slot = best.entities.get(best_slot_name) if best is not None else None
-            if slot is not None and not slot.is_wildcard:
+            if _slot_length(best, best_slot_name) >= 0:
                 return best
         return recognize_best(text, self._intents_of(kept), **options)
 
-    def _kept(self, text: str) -> int:
+    def _bounds(self, filling: int, slot_name: str, found: _Found) -> dict[int, int]:
+        """Of the templates filling the slot, those whose slot text is bounded by where the
+        list's values lie in the text (they need a value of another list apart from it, or
+        end in literal text after it), each (its bit) with the longest slot text it can
+        make."""
+        bounds: dict[int, int] = {}
+        spans: dict[str, list[_Span]] = {}
+        unknown = filling
+        while unknown:
+            bit = unknown & -unknown
+            unknown ^= bit
+            index = bit.bit_length() - 1
+            sources = self._sources[index]
+            lists = {name for slot, name in sources if slot == slot_name} if sources else ()
+            if len(lists) != 1:
+                continue
+            (list_name,) = lists
+            tails = [tail for tail, mask in self._tails
+                     if mask & bit and tail.list_name == list_name]
+            pairs = [(first if second == list_name else second, condition)
+                     for condition, first, second, mask in self._pairs
+                     if mask & bit and list_name in (first, second)]
+            if not tails and not pairs:
+                continue
+            if pairs and not spans:
+                spans = self._spans(found.said, found.placed, self._placed_lists)
+            condition = self._condition_bits[index]
+            lengths = [len(value.text) for value in found.placed
+                       if value.list_name == list_name
+                       and self._admitting_context(value.context_key, value.context) & condition
+                       and all(_followed_by(value, tail, found.forms) for tail in tails)
+                       and all(any(_apart(span, other_span, pair_condition & condition)
+                                   for span in spans[list_name] if span[4] is value
+                                   for other_span in spans[other])
+                               for other, pair_condition in pairs)]
+            # hassil's slot text may keep the space on either side of the value
+            bounds[bit] = max(lengths, default=-3) + 2
+        return bounds
+
+    def _found(self, text: str) -> _Found:
         if self._intents.settings.ignore_whitespace:  # whitespace-free scripts: keep everything
-            return self._bits.all
+            return _Found(self._bits.all, (), (), [])
         said = self._forms(text)
         forms = tuple(set(said) | {form.translate(BREAK_WORDS_TABLE) for form in said})
         haystack = "\n".join(forms)
@@ -316,8 +387,9 @@ class TemplateFilter:
         kept = self._lacking_none(admitted) & self._saying(forms) & self._bits.ending_in(
             frozenset(form[start:] for form in forms for start in range(len(form)))
             & self._endings)
+        kept = self._bits.writing(kept, haystack)  # the cheaper test first, on more templates
         kept &= ~self._crowded(said, placed, kept) & ~self._untailed(forms, placed, kept)
-        return self._bits.writing(kept, haystack)
+        return _Found(kept, said, forms, placed)
 
     def _filling(self, slot_name: str) -> int:
         """Templates that may give a match a value for the slot."""
@@ -372,32 +444,33 @@ class TemplateFilter:
     def _crowded(self, said: tuple[str, ...], values: list[_Value], kept: int) -> int:
         """Of the templates kept, those needing values of two lists (a room and a name) where
         no value of one lies apart from a value of the other: each list reference takes its
-        own piece of the text. Places are compared within one form; "-" read as a space keeps
-        them."""
+        own piece of the text."""
         pairs = [pair for pair in self._pairs if pair[3] & kept]
         if not pairs:
             return 0
-        needed = {name for _, first, second, _ in pairs for name in (first, second)}
-        spans: dict[str, list[tuple[int, int, int, int]]] = defaultdict(list)
+        spans = self._spans(said, values, {name for _, first, second, _ in pairs
+                                           for name in (first, second)})
+        crowded = 0
+        for condition, first, second, mask in pairs:
+            if not any(_apart(span, other, condition)
+                       for span in spans[first] for other in spans[second]):
+                crowded |= mask
+        return crowded
+
+    def _spans(self, said: tuple[str, ...], values: list[_Value],
+               lists: Set[str]) -> dict[str, list[_Span]]:
+        """Where the values of those lists lie, per list. Places are compared within one
+        form; "-" read as a space keeps them."""
+        spans: dict[str, list[_Span]] = defaultdict(list)
         for index, form in enumerate(said):
             for text in {form, form.translate(BREAK_WORDS_TABLE)}:
                 for value in values:
-                    if value.list_name not in needed:
-                        continue
-                    conditions = self._admitting_context(value.context_key, value.context)
-                    start = text.find(value.text)
-                    while start >= 0:
-                        spans[value.list_name].append(
-                            (index, start, start + len(value.text), conditions))
-                        start = text.find(value.text, start + 1)
-        crowded = 0
-        for condition, first, second, mask in pairs:
-            if not any(form == other and (end <= other_start or other_end <= start)
-                       and conditions & other_conditions & condition
-                       for form, start, end, conditions in spans[first]
-                       for other, other_start, other_end, other_conditions in spans[second]):
-                crowded |= mask
-        return crowded
+                    if value.list_name in lists:
+                        conditions = self._admitting_context(value.context_key, value.context)
+                        spans[value.list_name].extend(
+                            (index, start, start + len(value.text), conditions, value)
+                            for start in _starts(text, value.text))
+        return spans
 
     def _untailed(self, forms: tuple[str, ...], values: list[_Value], kept: int) -> int:
         """Of the templates kept, those ending in a list and literal text ("{name} <light>")
@@ -405,11 +478,8 @@ class TemplateFilter:
         the office spotlight" has no name before "light"."""
         untailed = 0
         for tail, mask in self._tails:
-            if not mask & kept:
-                continue
-            if not any(compact(form[start + len(value.text):]) in tail.after
-                       for value in values if value.list_name == tail.list_name
-                       for form in forms for start in _starts(form, value.text)):
+            if mask & kept and not any(_followed_by(value, tail, forms) for value in values
+                                       if value.list_name == tail.list_name):
                 untailed |= mask
         return untailed
 
@@ -459,6 +529,28 @@ class TemplateFilter:
         reduced = copy.copy(self._intents)
         reduced.intents = intents
         return reduced
+
+
+def _apart(span: _Span, other: _Span, condition: int) -> bool:
+    """Whether two values lie apart in the same form, both accepted under the condition."""
+    form, start, end, conditions, _ = span
+    other_form, other_start, other_end, other_conditions, _ = other
+    return (form == other_form and (end <= other_start or other_end <= start)
+            and bool(conditions & other_conditions & condition))
+
+
+def _followed_by(value: _Value, tail: Tail, forms: tuple[str, ...]) -> bool:
+    """Whether the value is followed by the tail's text to the end of one of the forms."""
+    return any(compact(form[start + len(value.text):]) in tail.after
+               for form in forms for start in _starts(form, value.text))
+
+
+def _slot_length(result: RecognizeResult | None, slot_name: str) -> int:
+    """How hassil ranks a match by its slot: the length of its text; -1 without one."""
+    slot = result.entities.get(slot_name) if result is not None else None
+    if slot is None or slot.is_wildcard:
+        return -1
+    return len(slot.text) if isinstance(slot.value, str) else 0
 
 
 def _starts(text: str, part: str) -> list[int]:

@@ -41,6 +41,8 @@ Endings = frozenset[str] | None
 # The words a template can say; None when anything may be said (a wildcard).
 Words = frozenset[str] | None
 ValueContext = Mapping[str, Any] | None
+# (slot, list) for each list reference that fills a slot; a slot fixed by the block: (slot, "")
+Sources = frozenset[tuple[str, str]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,13 +60,16 @@ class Needs:
     # the slots a match may fill; None when that is not known
     slots: frozenset[str] | None
     tail: Tail | None = None
+    # the slots filled from lists, each with its list: (slot, list); None when not known
+    sources: Sources | None = None
 
     @staticmethod
     def of(clauses: Clauses, endings: Endings, words: Words, fragments: Clauses,
-           slots: frozenset[str] | None, tail: Tail | None = None) -> Needs:
+           slots: frozenset[str] | None, tail: Tail | None = None,
+           sources: Sources | None = None) -> Needs:
         return Needs(frozenset().union(*(clause for clause in clauses if len(clause) == 1)),
                      tuple(clause for clause in clauses if len(clause) > 1), endings, words,
-                     fragments, slots, tail)
+                     fragments, slots, tail, sources)
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,19 +152,23 @@ class TemplateAnalysis:
         self._rule_lists: dict[str, set[frozenset[str]]] = {}
         self._rule_endings: dict[str, tuple[Endings, bool]] = {}
         self._rule_words: dict[str, Words] = {}
-        self._rule_slots: dict[str, frozenset[str] | None] = {}
-        self._list_slots: dict[str, frozenset[str] | None] = {}
+        self._rule_sources: dict[str, Sources | None] = {}
+        self._list_sources: dict[str, Sources | None] = {}
 
     def needs(self, sentence: Sentence, fixed_slots: frozenset[str]) -> Needs:
         endings, may_be_empty = self._last_words(sentence.expression, 0)
-        slots = self._slots(sentence.expression, 0)
+        sources = self._sources(sentence.expression, 0)
         words = self._words(sentence.expression, 0)
         return Needs.of(frozenset(self._required_lists(sentence.expression, 0)),
                          None if may_be_empty else endings, words,
                          sentence.get_required_clauses(dict(self._rules)),
-                         None if slots is None else slots | fixed_slots,
+                         None if sources is None
+                         else frozenset(slot for slot, _ in sources) | fixed_slots,
                          # a wildcard anywhere changes which skip words hassil drops
-                         None if words is None else self._tail(sentence.expression))
+                         None if words is None else self._tail(sentence.expression),
+                         # a fixed slot's list is ""
+                         None if sources is None
+                         else sources | {(slot, "") for slot in fixed_slots})
 
     def _tail(self, expression: Expression) -> Tail | None:
         """The template's tail: its last list, when only literal text follows it."""
@@ -260,32 +269,34 @@ class TemplateAnalysis:
         return None if None in parts else frozenset().union(*parts)
 
 
-    def _slots(self, expression: Expression, depth: int) -> frozenset[str] | None:
-        """The slots the expression may fill (None: not known)."""
+    def _sources(self, expression: Expression, depth: int) -> Sources | None:
+        """The slots the expression may fill, each with the list that fills it (None: not
+        known)."""
         if depth > _MAX_DEPTH:
             return None
         if isinstance(expression, TextChunk):
             return frozenset()
         if isinstance(expression, ListReference):
             name = expression.list_name
-            if name not in self._list_slots:  # a value may be a template with lists of its own
-                self._list_slots[name] = None
+            if name not in self._list_sources:  # a value may be a template with lists of its own
+                self._list_sources[name] = None
                 slot_list = self._lists.get(name)
                 values = slot_list.values if isinstance(slot_list, TextSlotList) else ()
-                parts = [self._slots(value.text_in, depth + 1) for value in values]
-                self._list_slots[name] = None if None in parts else frozenset().union(*parts)
-            inner = self._list_slots[name]
-            return None if inner is None else inner | {expression.slot_name}
+                parts = [self._sources(value.text_in, depth + 1) for value in values]
+                self._list_sources[name] = None if None in parts \
+                    else frozenset().union(*parts)
+            inner = self._list_sources[name]
+            return None if inner is None else inner | {(expression.slot_name, name)}
         if isinstance(expression, RuleReference):
             name = expression.rule_name
-            if name not in self._rule_slots:
+            if name not in self._rule_sources:
                 rule = self._rules.get(name)
-                self._rule_slots[name] = None if rule is None \
-                    else self._slots(rule.expression, depth + 1)
-            return self._rule_slots[name]
+                self._rule_sources[name] = None if rule is None \
+                    else self._sources(rule.expression, depth + 1)
+            return self._rule_sources[name]
         if not isinstance(expression, Group):
             return None
-        parts = [self._slots(item, depth + 1) for item in expression.items]
+        parts = [self._sources(item, depth + 1) for item in expression.items]
         return None if None in parts else frozenset().union(*parts)
 
     def _words_of_list(self, slot_list: SlotList | None, depth: int) -> Words:
