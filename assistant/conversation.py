@@ -194,6 +194,7 @@ class Conversation:
 
         hint = None
         if self._reader is not None:
+            await self._reader.fast_path.prepare()  # built off the loop when the home changed
             result = NO_MATCH
             for reading in self._reader.readings(text, request.area, self._recent_turn(state),
                                                  self._runnable):

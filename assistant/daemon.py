@@ -58,6 +58,9 @@ log = logging.getLogger(__name__)
 # Past this long without a broker the watchdog starves and systemd restarts us.
 BROKER_GRACE_S = 120.0
 MAX_RESTART_BACKOFF_S = 30.0
+# how long the home has no new names, rooms or devices before the fast path's lists are
+# rebuilt ahead of the next request
+LISTS_SETTLE_S = 1.0
 BROKER_SEARCH_S = 3.0  # how long a daemon without mqtt.host waits for an advertised broker
 
 
@@ -300,10 +303,6 @@ class Daemon:
         self.supervisor.start("mqtt", self.link.run)
         for adapter in self._adapters():
             self._cleanups.append(self.gateway.add_adapter(adapter))
-        if self.fast_path is not None:
-            # hassil compiles its templates on first use: pay that now, not on a request
-            self.fast_path.understand("turn on the light")
-        settle_heap()
         self._cleanups.append(self.api.start(self.link.subscribe))
         await self.appliances.start()
         self._cleanups.append(self.appliances.stop)
@@ -319,13 +318,19 @@ class Daemon:
             self._cleanups.append(await self.automations.start())
             self._cleanups.append(serve_rules(cfg.mqtt.base_topic, self.automations.rules,
                                               self.link.subscribe, self.link.publish))
-        # Text is answered from here on. The models load now, not sharing the CPU with what
+        # Text is answered from here on. The rest loads now, not sharing the CPU with what
         # came before: the reasoning model in its worker (the fast path serves meanwhile),
-        # then Whisper and Piper (seconds), each after systemd hears READY.
+        # the fast path's lists on a thread (a request meanwhile waits for them), then
+        # Whisper and Piper (seconds), all after systemd hears READY.
         if self.reasoner is not None:
             self.reasoner.start()
             self._cleanups.append(self.reasoner.stop)
         self.notifier.ready(self._status_text())
+        if self.fast_path is not None:
+            # its lists first (a request meanwhile waits for them), then the voice models
+            await self.fast_path.prepare()
+            settle_heap()
+            self.supervisor.start("fast path", self._keep_fast_path_current)
         voice = await self._start_voice() if cfg.voice.enabled else None
         if self.automations is not None:
             self.automations.use_voice(voice.speak if voice is not None else None)
@@ -337,6 +342,14 @@ class Daemon:
             self._cleanups.append(self.self_device.start())
         self.ready.set()
         self.supervisor.start("status", self._report_status)
+
+    async def _keep_fast_path_current(self) -> None:
+        """The fast path's lists, built again off the loop each time a burst of changes (a
+        discovery) has settled, so that a request rarely waits for them."""
+        assert self.fast_path is not None
+        while True:
+            await self.fast_path.changes_settled(LISTS_SETTLE_S)
+            await self.fast_path.prepare()
 
     async def _use_advertised_broker(self) -> None:
         """No broker configured: use one the LAN advertises (``_mqtt._tcp``), else localhost."""

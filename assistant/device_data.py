@@ -48,6 +48,8 @@ class DeviceLimits(BaseModel):
 
 def clean_text(value: Any, limit: int) -> str | None:
     """Device text as plain data: a bounded single line without control characters, or None."""
+    if type(value) is str and len(value) <= limit and value.isprintable():
+        return value.strip() or None  # most device text, on every state message: as it is
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         value = str(value)
     if not isinstance(value, str):

@@ -91,7 +91,7 @@ def test_recognition_is_the_same_with_and_without_the_filter() -> None:
     fast = FastPath(registry)
     fast.understand("hello")  # builds the slot lists and the filter
     intents: Intents = fast._intents
-    lists = {**intents.slot_lists, **fast._slot_lists}
+    lists = {**intents.slot_lists, **fast.lists.slots}
     templates = [(block, sentence) for intent in intents.intents.values()
                  for block in intent.data for sentence in block.sentences]
     rng = random.Random(7)
@@ -105,13 +105,13 @@ def test_recognition_is_the_same_with_and_without_the_filter() -> None:
             text = _nearly(text, rng)
         area = rng.choice([None, "kitchen", "den"])
         context = {"area": {"value": area, "text": area}} if area else {}
-        options: dict[str, Any] = {"slot_lists": fast._slot_lists, "intent_context": context,
+        options: dict[str, Any] = {"slot_lists": fast.lists.slots, "intent_context": context,
                                    "language": "en", "best_slot_name": "name"}
-        filtered = recognize_best(text, fast._template_filter.intents_for(text), **options)
+        filtered = recognize_best(text, fast.lists.template_filter.intents_for(text), **options)
         unfiltered = recognize_best(text, intents, **options)
         assert _outcome(filtered) == _outcome(unfiltered), text
         # and with the templates that can fill "name" tried first
-        assert _outcome(fast._template_filter.recognize_best(text, **options)) \
+        assert _outcome(fast.lists.template_filter.recognize_best(text, **options)) \
             == _outcome(unfiltered), text
         matched += unfiltered is not None
     assert matched > 150  # most samples are real sentences, so the comparison means something
@@ -128,7 +128,7 @@ def test_what_the_filter_leaves_out() -> None:
     everything = _templates(fast._intents)
 
     def kept(text: str) -> set[str]:
-        return _templates(fast._template_filter.intents_for(text))
+        return _templates(fast.lists.template_filter.intents_for(text))
 
     name_only = "<turn> on [<the>] {name}"
     name_in_area = "<turn> on [<the>] {name} <in> [<the>] {area}"
@@ -178,8 +178,8 @@ def test_what_the_filter_leaves_out() -> None:
 def test_the_name_filling_templates_are_tried_first() -> None:
     fast = FastPath(small_home())
     fast.understand("hello")
-    template_filter = fast._template_filter
-    options: dict[str, Any] = {"slot_lists": fast._slot_lists, "intent_context": {},
+    template_filter = fast.lists.template_filter
+    options: dict[str, Any] = {"slot_lists": fast.lists.slots, "intent_context": {},
                                "language": "en", "best_slot_name": "name"}
     tried: list[set[str]] = []
     real = template_filter._intents_of

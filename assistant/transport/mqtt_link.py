@@ -39,7 +39,7 @@ MessageHandler = Callable[[MqttMessage], None]
 
 DRAIN_BATCH = 256  # callbacks run per loop iteration, so a burst does not starve other tasks
 BURST = 16  # callbacks found at once that make a burst
-BURST_GATHER_S = 0.005  # during a burst, how long paho's thread reads before the loop drains
+BURST_GATHER_S = 0.02  # during a burst, how long paho's thread reads before the loop drains
 MATCH_CACHE_SIZE = 4096  # topics whose matching wildcard filters are remembered
 
 
@@ -303,10 +303,15 @@ class MqttLink:
                 func(*args)
             except Exception:  # as the loop would log a failed callback, and go on
                 log.exception("MQTT link callback %s failed", getattr(func, "__name__", func))
-        if done >= BURST and not self._drain_scheduled:
-            # A burst (what is left of it included): let paho's thread read on alone for a
-            # moment (both need the GIL, and handing it over on each of paho's reads costs
-            # more than handling the message), then take what it read in one go.
+        if self._drain_scheduled:
+            return
+        if self._incoming:  # more than a batch waiting: the rest once other tasks had a turn
+            self._drain_scheduled = True
+            asyncio.get_running_loop().call_soon(self._drain)
+        elif done >= BURST:
+            # A burst: let paho's thread read on alone for a moment (both need the GIL, and
+            # handing it over on each of paho's reads costs more than handling the message),
+            # then take what it read in one go.
             self._drain_scheduled = True
             asyncio.get_running_loop().call_later(BURST_GATHER_S, self._drain)
 

@@ -15,30 +15,31 @@ that can be meant or else to a question.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import enum
 import logging
 import re
 import time
-from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from hassil import RecognizeResult, TextSlotList
-from hassil.intents import TextSlotValue
+from hassil import RecognizeResult
 
 from assistant.messages import ToolCall
 from assistant.registry import DeviceRegistry, Entity, RegistryChange, normalize_name
 from assistant.safety import SafetyPolicy
-from assistant.understanding.aliases import (derived_area_names, derived_names,
-                                             shared_area_names)
 from assistant.understanding.routes import REPLIES, ROUTES, TARGET_SLOTS, Route, load_language
-from assistant.understanding.template_filter import TemplateFilter
+from assistant.understanding.slot_lists import AREA_SEPARATOR, Lists, Snapshot, build_lists
 from assistant.understanding.words import words_for
 
 log = logging.getLogger(__name__)
 
 # "21°C" -> "21 degrees C" where the language's templates spell the unit as a word.
 _DEGREE_SIGN = re.compile(r"\s*°\s*")
+# Building the lists of a home of thousands of devices takes seconds on a small board.
+PREPARE_TIMEOUT_S = 60.0
+CHANGE_WAIT_S = 60.0  # how long ``changes_settled`` waits for a change before it looks again
 # Devices that serve the whole home or follow the listener around: a command without a target
 # may mean one in another room, so the speaker's room is a preference for them, not a filter.
 _FOLLOW_THE_SPEAKER = frozenset({"media_player", "vacuum", "climate"})
@@ -102,14 +103,12 @@ class FastPath:
         self.words = words_for(language)
         self._intents = loaded.intents
         self._routes = {**ROUTES, **loaded.routes}
-        self._slot_lists: dict[str, TextSlotList] | None = None
-        self._template_filter: TemplateFilter | None = None
-        # spoken name (normalised) -> entity ids: own names first, derived names second
-        self._by_name: dict[str, list[str]] = {}
-        self._by_derived_name: dict[str, list[str]] = {}
-        # domain -> (place in the registry's order, the entity as the lists were built), for
-        # targets given by kind and place ("the kitchen lights") rather than by name
-        self._by_domain: dict[str, list[tuple[int, Entity]]] = {}
+        # the registry's changes of names, rooms and devices so far, and the lists built
+        # as of one of them
+        self._generation = 0
+        self._lists: Lists | None = None
+        self._building: asyncio.Future[Lists] | None = None
+        self._changed = asyncio.Event()
         self._unsubscribe = registry.subscribe(self._on_registry_change)
 
     def close(self) -> None:
@@ -119,85 +118,63 @@ class FastPath:
 
     def _on_registry_change(self, change: RegistryChange) -> None:
         if change.structure:
-            self._slot_lists = None  # rebuilt on the next utterance
+            self._generation += 1  # the lists are rebuilt before they are used again
+            self._changed.set()
 
-    # -- slot lists ----------------------------------------------------------------------
+    # -- lists ---------------------------------------------------------------------------
 
-    def _build_slot_lists(self) -> dict[str, TextSlotList]:
-        names: list[TextSlotValue] = []
-        by_name: dict[str, list[str]] = defaultdict(list)
-        by_derived: dict[str, list[str]] = defaultdict(list)
-        by_domain: dict[str, list[tuple[int, Entity]]] = defaultdict(list)
-        seen: set[tuple[str, str]] = set()
-        floors = self.registry.floors.values()
-        own_names = frozenset(normalize_name(n) for entity in self.registry.entities()
-                              for n in _spoken_names(entity))
-        floor_names = frozenset(normalize_name(n) for floor in floors
-                                for n in (floor.name, *floor.aliases))
-        area_names = {area.id: (area.name, *area.aliases)
-                      for area in self.registry.areas.values()}
-        links = self.words.place_links
-        shared = shared_area_names(area_names, own_names | floor_names, links)
-        for area_id, shorter in derived_area_names(area_names, own_names | floor_names,
-                                                   links).items():
-            area_names[area_id] = (*area_names[area_id], *sorted(shorter))
-        places = floor_names | shared.keys() | {normalize_name(n) for names in
-                                                area_names.values() for n in names}
-        kind_words = frozenset(word for pair in self.words.device_nouns for word in pair)
-        for position, entity in enumerate(self.registry.entities()):
-            by_domain[entity.domain].append((position, entity))
-            # The value carries domain and device class so that templates can require them
-            # ("pause {name}" only for media players).
-            context = {"domain": entity.domain}
-            if entity.device_class:
-                context["device_class"] = entity.device_class
-            key_suffix = f"|{entity.domain}|{entity.device_class or ''}"
-            own = _spoken_names(entity)
-            derived = derived_names(entity, area_names.get(entity.area or "", ()), places,
-                                    kind_words, self.words.place_links)
-            for spoken_names, index in ((own, by_name), (derived, by_derived)):
-                for spoken in spoken_names:
-                    normalized = normalize_name(spoken)
-                    if entity.entity_id not in index[normalized]:  # "A_B" and "a b" are one
-                        index[normalized].append(entity.entity_id)
-                    key = normalized + key_suffix
-                    if (spoken, key) not in seen:
-                        seen.add((spoken, key))
-                        names.append(TextSlotValue.from_tuple((spoken, key, context),
-                                                              allow_template=False))
-        areas = [TextSlotValue.from_tuple((spoken, area_id), allow_template=False)
-                 for area_id, spoken_names in area_names.items()
-                 for spoken in set(spoken_names)]
-        areas += [TextSlotValue.from_tuple((spoken, _AREA_SEPARATOR.join(ids)),
-                                           allow_template=False)
-                  for spoken, ids in shared.items()]
-        floor_values = [TextSlotValue.from_tuple((spoken, floor.id), allow_template=False)
-                        for floor in floors for spoken in {floor.name, *floor.aliases}]
-        self._by_name = dict(by_name)
-        self._by_derived_name = dict(by_derived)
-        self._by_domain = dict(by_domain)
-        return {
-            "name": TextSlotList(name="name", values=names),
-            "area": TextSlotList(name="area", values=areas),
-            "floor": TextSlotList(name="floor", values=floor_values),
-        }
+    @property
+    def lists(self) -> Lists:
+        """The lists as of the registry now: built here when it changed since."""
+        if self._lists is None or self._lists.generation != self._generation:
+            started = time.perf_counter()
+            self._lists = build_lists(Snapshot.of(self.registry, self._generation),
+                                      self._intents, self.words, self.language)
+            log.debug("slot lists and template filter rebuilt in %.1f ms",
+                      (time.perf_counter() - started) * 1000)
+        return self._lists
+
+    async def prepare(self, timeout_s: float = PREPARE_TIMEOUT_S) -> None:
+        """Bring the lists up to date on a thread, so that the event loop keeps running
+        meanwhile (a request then finds them built). Changes while one is built get
+        another, a few times at most; what is still stale is built when needed."""
+        for _ in range(3):
+            if self._lists is not None and self._lists.generation == self._generation:
+                return
+            if self._building is None or self._building.done():
+                snapshot = Snapshot.of(self.registry, self._generation)
+                self._building = asyncio.ensure_future(asyncio.to_thread(
+                    build_lists, snapshot, self._intents, self.words, self.language))
+            try:
+                built = await asyncio.wait_for(asyncio.shield(self._building), timeout_s)
+            except TimeoutError:
+                log.warning("the fast path's lists took over %.0f s to build", timeout_s)
+                return
+            if self._lists is None or built.generation > self._lists.generation:
+                self._lists = built
+
+    async def changes_settled(self, quiet_s: float) -> None:
+        """Return once the lists are out of date and the registry has had no change of
+        names, rooms or devices for ``quiet_s`` (a discovery has settled)."""
+        while self._lists is not None and self._lists.generation == self._generation:
+            self._changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), CHANGE_WAIT_S)
+        seen = -1
+        while seen != self._generation:
+            seen = self._generation
+            await asyncio.sleep(quiet_s)  # a quiet time, not an event
 
     # -- recognition ---------------------------------------------------------------------
 
     def recognize(self, text: str, area: str | None = None) -> RecognizeResult | None:
-        if self._slot_lists is None or self._template_filter is None:
-            started = time.perf_counter()
-            self._slot_lists = self._build_slot_lists()
-            self._template_filter = TemplateFilter(self._intents, self._slot_lists,
-                                                   self.language)
-            log.debug("slot lists and template filter rebuilt in %.1f ms",
-                      (time.perf_counter() - started) * 1000)
+        lists = self.lists
         context: dict[str, Any] = {}
         if area and (known := self.registry.areas.get(area)):
             context["area"] = {"value": known.id, "text": known.name}
         text = self.spoken_form(text)
-        return self._template_filter.recognize_best(
-            text, slot_lists=self._slot_lists, intent_context=context, language=self.language,
+        return lists.template_filter.recognize_best(
+            text, slot_lists=lists.slots, intent_context=context, language=self.language,
             best_slot_name="name",
         )
 
@@ -210,11 +187,10 @@ class FastPath:
 
     def names_a_place(self, text: str) -> bool:
         """Whether ``text`` (an article allowed) is an area's or a floor's spoken name."""
-        if self._slot_lists is None:
-            self.recognize("")  # builds the slot lists
         said = self.words.without_article(normalize_name(text))
+        slots = self.lists.slots
         return any(normalize_name(value.text_in.text) == said
-                   for key in ("area", "floor") for value in self._slot_lists[key].values)
+                   for key in ("area", "floor") for value in slots[key].values)
 
     def understand(self, text: str, area: str | None = None) -> FastPathResult:
         return self.understand_match(self.recognize(text, area), text, area)
@@ -318,7 +294,7 @@ class FastPath:
             # Questions report every device that fits; actions said in the singular act on one.
             # A plural over a name several rooms share ("the bedroom lights") is not enough.
             several = everything or (self.words.says_plural_noun(text)
-                                     and _AREA_SEPARATOR not in (targets.area or ""))
+                                     and AREA_SEPARATOR not in (targets.area or ""))
             if len(found) > 1 and route.tool != "get_state" and not several:
                 return self._one_in_place(found, targets, text, route.prefer_states)
             return [e.entity_id for e in found]
@@ -337,7 +313,7 @@ class FastPath:
         if not domains:
             return self.registry.entities()
         return [entity for _, entity in sorted(
-            (entry for domain in domains for entry in self._by_domain.get(domain, ())),
+            (entry for domain in domains for entry in self.lists.by_domain.get(domain, ())),
             key=lambda entry: entry[0])]
 
     def _current(self, found: list[Entity]) -> list[Entity]:
@@ -350,7 +326,7 @@ class FastPath:
         the one whose name has the noun said, the room's own ("Den Light"), else ask."""
         said = self.words.singular_nouns_in(normalize_name(text))
         room = normalize_name(self.registry.area_name(targets.area) or "") \
-            if targets.area and _AREA_SEPARATOR not in targets.area else ""
+            if targets.area and AREA_SEPARATOR not in targets.area else ""
         narrowings = (
             lambda e: e.state in prefer_states,
             lambda e: bool(said & set(normalize_name(e.name).split())),
@@ -368,7 +344,7 @@ class FastPath:
     def _named(self, targets: _Targets, route: Route) -> tuple[list[Entity], bool]:
         """Devices called ``targets.name`` that the template and tool accept, and whether
         only a derived name matched them (own names win over derived ones)."""
-        for index, derived in ((self._by_name, False), (self._by_derived_name, True)):
+        for index, derived in ((self.lists.by_name, False), (self.lists.by_derived_name, True)):
             found = [e for e in map(self.registry.get, index.get(targets.name or "", ()))
                      if e is not None and _may_be_named(e, targets, route)]
             if found:
@@ -379,7 +355,7 @@ class FastPath:
         """Those in the area (or one of the areas a shared name stands for) and on the floor
         that were said: "the bedroom lights upstairs"."""
         if targets.area:
-            areas = targets.area.split(_AREA_SEPARATOR)
+            areas = targets.area.split(AREA_SEPARATOR)
             found = [e for e in found if e.area in areas]
         if targets.floor:
             found = [e for e in found if self.registry.floor_of(e.area) == targets.floor]
@@ -392,7 +368,7 @@ class FastPath:
         if not found or any(e.domain != "vacuum" for e in found):
             return []
         floors = {targets.floor} if targets.floor else {
-            self.registry.floor_of(a) for a in (targets.area or "").split(_AREA_SEPARATOR)}
+            self.registry.floor_of(a) for a in (targets.area or "").split(AREA_SEPARATOR)}
         if None in floors:
             return found
         return [e for e in found if self.registry.floor_of(e.area) in floors]
@@ -425,7 +401,7 @@ class FastPath:
         what = targets.name or " or ".join(sorted(targets.device_classes or targets.domains)) \
             or "a device"
         where = " or ".join(map(str, map(self.registry.area_name,
-                                         targets.area.split(_AREA_SEPARATOR)))) \
+                                         targets.area.split(AREA_SEPARATOR)))) \
             if targets.area else (
             self.registry.floors[targets.floor].name if targets.floor in self.registry.floors
             else None)
@@ -444,8 +420,6 @@ def _lock_tool(tool: str, targets: _Targets, ids: list[str]) -> str:
 _LOCK_TOOLS = {"turn_on": "lock", "turn_off": "unlock"}
 # A cover's device class as its contact sensor's ("garage" door: "garage_door").
 _SENSED_AS = {"garage": "garage_door"}
-# Joins the area ids a shared place name stands for ("the bedroom": "bedroom_1|bedroom_2").
-_AREA_SEPARATOR = "|"
 
 
 class _NotACommand(ValueError):
@@ -459,13 +433,6 @@ class _Unresolved(Exception):
         self.reply = reply
         self.clarification = clarification
         self.candidates = candidates
-
-
-def _spoken_names(entity: Entity) -> set[str]:
-    """An entity's names as said: also without the underscores and dashes device names
-    carry ("SONOFF_B1" is said "sonoff b1")."""
-    names = {n for n in (entity.name, *entity.aliases) if normalize_name(n)}
-    return names | {normalize_name(n) for n in names if re.search(r"[_-]", n)}
 
 
 def _collect(bucket: set[str], source: Any) -> None:
