@@ -344,6 +344,8 @@ class TemplateFilter:
         end in literal text after it), each (its bit) with the longest slot text it can
         make."""
         bounds: dict[int, int] = {}
+        if not found.forms:  # a whitespace-free script: no value was looked for, none bounds
+            return bounds
         spans: dict[str, list[_Span]] = {}
         unknown = filling
         while unknown:
