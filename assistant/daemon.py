@@ -58,6 +58,7 @@ log = logging.getLogger(__name__)
 # Past this long without a broker the watchdog starves and systemd restarts us.
 BROKER_GRACE_S = 120.0
 MAX_RESTART_BACKOFF_S = 30.0
+STOP_AGAIN_S = 5.0  # a stopped task still running this long is cancelled again
 # how long the home has no new names, rooms or devices before the fast path's lists are
 # rebuilt ahead of the next request
 LISTS_SETTLE_S = 1.0
@@ -115,9 +116,17 @@ class Supervisor:
             delay = min(delay * 2, MAX_RESTART_BACKOFF_S)
 
     async def stop(self) -> None:
-        for task in self._tasks.values():
-            task.cancel()
-        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        """Cancel every task and wait for them. One still running a while later had its
+        cancellation dropped (Python 3.11's ``wait_for`` can, when what it waits for ends
+        at that moment) and is cancelled again, rather than waited for for ever."""
+        running = set(self._tasks.values())
+        while running:
+            for task in running:
+                task.cancel()
+            _, running = await asyncio.wait(running, timeout=STOP_AGAIN_S)
+            for task in running:
+                log.warning("task %s is still running after it was stopped; stopping it again",
+                            task.get_name())
         self._tasks.clear()
 
 

@@ -90,3 +90,31 @@ async def test_changes_settle_after_a_quiet_time() -> None:
     assert loop.time() - changed_again >= 0.3 and loop.time() - changed >= 0.4
     await asyncio.wait_for(fast.prepare(), 60)
     assert fast.understand("turn on the garden spot").calls
+
+
+async def test_a_stop_as_the_lists_are_built_is_not_lost() -> None:
+    """The build ends and the daemon's stop comes in the same turn of the loop: the stop
+    wins (Python 3.11's wait_for dropped it, and the daemon then never stopped)."""
+    registry = a_home()
+    fast = FastPath(registry)
+    built = fast.lists  # a result for the build that is under way
+    registry.upsert(lamp("Garden Lamp"))
+    fast._building = asyncio.get_running_loop().create_future()
+    preparing = asyncio.ensure_future(fast.prepare())
+    await asyncio.sleep(0)  # it now waits for the build
+    fast._building.set_result(built)
+    preparing.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(preparing, 5)
+
+
+async def test_a_stop_as_the_home_changes_is_not_lost() -> None:
+    registry = a_home()
+    fast = FastPath(registry)
+    await asyncio.wait_for(fast.prepare(), 60)
+    settling = asyncio.ensure_future(fast.changes_settled(0.3))
+    await asyncio.sleep(0)  # it now waits for a change
+    registry.upsert(lamp("Garden Lamp"))
+    settling.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(settling, 5)

@@ -146,7 +146,10 @@ class FastPath:
                 self._building = asyncio.ensure_future(asyncio.to_thread(
                     build_lists, snapshot, self._intents, self.words, self.language))
             try:
-                built = await asyncio.wait_for(asyncio.shield(self._building), timeout_s)
+                # asyncio.timeout, not wait_for: on 3.11 wait_for drops a cancellation that
+                # comes as the build ends, and the daemon's stop then waits for ever
+                async with asyncio.timeout(timeout_s):
+                    built = await asyncio.shield(self._building)
             except TimeoutError:
                 log.warning("the fast path's lists took over %.0f s to build", timeout_s)
                 return
@@ -159,7 +162,8 @@ class FastPath:
         while self._lists is not None and self._lists.generation == self._generation:
             self._changed.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), CHANGE_WAIT_S)
+                async with asyncio.timeout(CHANGE_WAIT_S):
+                    await self._changed.wait()
         seen = -1
         while seen != self._generation:
             seen = self._generation
