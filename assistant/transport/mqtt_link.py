@@ -1,7 +1,7 @@
 """The daemon's one connection to the MQTT broker (paho-mqtt 2.x, callback API v2).
 
 paho runs its network loop in its own thread and reconnects with exponential backoff by
-itself; every callback re-enters the event loop, in order, through one queue the loop drains
+itself (reading what arrived in one go: ``read_ahead``); every callback re-enters the event loop, in order, through one queue the loop drains
 (one ``call_soon_threadsafe`` wakes it per batch, not per message; during a burst the loop
 drains every ``BURST_GATHER_S``, so paho's thread reads without fighting it for the GIL), so
 handlers, the outgoing queue and subscriptions are only touched on the loop.
@@ -32,6 +32,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
 from assistant.config import MqttConfig
 from assistant.messages import CommandNotSentError, MqttMessage
+from assistant.transport.read_ahead import ReadAheadClient
 
 log = logging.getLogger(__name__)
 
@@ -185,7 +186,7 @@ class MqttLink:
 
     def _make_client(self) -> paho.Client:
         cfg = self.config
-        client = paho.Client(
+        client = ReadAheadClient(
             CallbackAPIVersion.VERSION2, client_id=self._client_id, clean_session=True
         )
         client.reconnect_delay_set(min_delay=max(1, round(cfg.reconnect_min_s)),
