@@ -36,7 +36,7 @@ import copy
 import re
 from collections import defaultdict
 from collections.abc import Mapping, Set
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from hassil import Intents, RecognizeResult, recognize_best
@@ -99,10 +99,25 @@ class _Found:
     said: tuple[str, ...]
     forms: tuple[str, ...]
     placed: list[_Value]
+    # worked out when first needed: per value found (by id), the text after it to the end
+    # of a form, compacted; and where the values found lie (TemplateFilter._placed_spans)
+    after: dict[int, frozenset[str]] = field(default_factory=dict)
+    spans: defaultdict[str, list[_Span]] = field(default_factory=lambda: defaultdict(list))
+
+    def followed_by(self, value: _Value, tail: Tail) -> bool:
+        """Whether the value is followed by the tail's text to the end of one of the forms."""
+        after = self.after.get(id(value))
+        if after is None:
+            after = self.after[id(value)] = frozenset(
+                compact(form[start + len(value.text):])
+                for form in self.forms for start in _starts(form, value.text))
+        return not after.isdisjoint(tail.after)
 
 
 # Where a value lies in a text: (form, start, end, the conditions that accept it, the value).
 _Span = tuple[int, int, int, int, _Value]
+# What bounds a template's slot text: (its list, its tail, lists apart from it, condition bit).
+_Bound = tuple[str, Tail | None, tuple[str, ...], int]
 
 
 class _Bits:
@@ -273,6 +288,15 @@ class TemplateFilter:
                     pairs[(condition, first, second)] |= 1 << bit
         self._pairs = [(1 << condition, first, second, mask)
                        for (condition, first, second), mask in pairs.items()]
+        # per template, its pairs of lists and its tail
+        self._pairs_of: list[list[tuple[str, str]]] = [[] for _ in needs]
+        for _, first, second, mask in self._pairs:
+            while mask:
+                low = mask & -mask
+                mask ^= low
+                self._pairs_of[low.bit_length() - 1].append((first, second))
+        self._tail_of = [template.tail for _, template in needs]
+        self._bound_by_template: dict[tuple[int, str], _Bound | None] = {}
         # tail -> the templates that end with it
         tails: dict[Tail, int] = defaultdict(int)
         for bit, (_, template) in enumerate(needs):
@@ -346,38 +370,53 @@ class TemplateFilter:
         bounds: dict[int, int] = {}
         if not found.forms:  # a whitespace-free script: no value was looked for, none bounds
             return bounds
-        spans: dict[str, list[_Span]] = {}
+        longest: dict[_Bound, int] = {}  # templates bounded alike share the work
         unknown = filling
         while unknown:
             bit = unknown & -unknown
             unknown ^= bit
-            index = bit.bit_length() - 1
-            sources = self._sources[index]
-            lists = {name for slot, name in sources if slot == slot_name} if sources else ()
-            if len(lists) != 1:
+            bound = self._bound_of(bit.bit_length() - 1, slot_name)
+            if bound is None:
                 continue
-            (list_name,) = lists
-            tails = [tail for tail, mask in self._tails
-                     if mask & bit and tail.list_name == list_name]
-            pairs = [(first if second == list_name else second, condition)
-                     for condition, first, second, mask in self._pairs
-                     if mask & bit and list_name in (first, second)]
-            if not tails and not pairs:
-                continue
-            if pairs and not spans:
-                spans = self._spans(found.said, found.placed, self._placed_lists)
-            condition = self._condition_bits[index]
-            lengths = [len(value.text) for value in found.placed
-                       if value.list_name == list_name
-                       and self._admitting_context(value.context_key, value.context) & condition
-                       and all(_followed_by(value, tail, found.forms) for tail in tails)
-                       and all(any(_apart(span, other_span, pair_condition & condition)
-                                   for span in spans[list_name] if span[4] is value
-                                   for other_span in spans[other])
-                               for other, pair_condition in pairs)]
-            # hassil's slot text may keep the space on either side of the value
-            bounds[bit] = max(lengths, default=-3) + 2
+            length = longest.get(bound)
+            if length is None:
+                list_name, tail, others, condition = bound
+                spans = self._placed_spans(found) if others else {}
+                lengths = [len(value.text) for value in found.placed
+                           if value.list_name == list_name
+                           and self._admitting_context(value.context_key, value.context)
+                           & condition
+                           and (tail is None or found.followed_by(value, tail))
+                           and all(any(_apart(span, other_span, condition)
+                                       for span in spans[list_name] if span[4] is value
+                                       for other_span in spans[other])
+                                   for other in others)]
+                # hassil's slot text may keep the space on either side of the value
+                length = longest[bound] = max(lengths, default=-3) + 2
+            bounds[bit] = length
         return bounds
+
+    def _bound_of(self, index: int, slot_name: str) -> _Bound | None:
+        """What bounds the slot's text in the template: the one list that fills it, the
+        template's tail after it, the other lists whose values must lie apart from it, and
+        its block's condition; None when nothing does."""
+        key = (index, slot_name)
+        if key in self._bound_by_template:
+            return self._bound_by_template[key]
+        sources = self._sources[index]
+        lists = {name for slot, name in sources if slot == slot_name} if sources else ()
+        bound = None
+        if len(lists) == 1:
+            (list_name,) = lists
+            tail = self._tail_of[index]
+            tail = tail if tail is not None and tail.list_name == list_name else None
+            others = tuple(first if second == list_name else second
+                           for first, second in self._pairs_of[index]
+                           if list_name in (first, second))
+            if tail is not None or others:
+                bound = (list_name, tail, others, self._condition_bits[index])
+        self._bound_by_template[key] = bound
+        return bound
 
     def _found(self, text: str) -> _Found:
         if self._intents.settings.ignore_whitespace:  # whitespace-free scripts: keep everything
@@ -390,8 +429,9 @@ class TemplateFilter:
             frozenset(form[start:] for form in forms for start in range(len(form)))
             & self._endings)
         kept = self._bits.writing(kept, haystack)  # the cheaper test first, on more templates
-        kept &= ~self._crowded(said, placed, kept) & ~self._untailed(forms, placed, kept)
-        return _Found(kept, said, forms, placed)
+        found = _Found(kept, said, forms, placed)
+        kept &= ~self._crowded(found) & ~self._untailed(found)
+        return _Found(kept, said, forms, placed, found.after, found.spans)
 
     def _filling(self, slot_name: str) -> int:
         """Templates that may give a match a value for the slot."""
@@ -443,15 +483,14 @@ class TemplateFilter:
                             placed.append(value)
         return admitted, placed
 
-    def _crowded(self, said: tuple[str, ...], values: list[_Value], kept: int) -> int:
+    def _crowded(self, found: _Found) -> int:
         """Of the templates kept, those needing values of two lists (a room and a name) where
         no value of one lies apart from a value of the other: each list reference takes its
         own piece of the text."""
-        pairs = [pair for pair in self._pairs if pair[3] & kept]
+        pairs = [pair for pair in self._pairs if pair[3] & found.kept]
         if not pairs:
             return 0
-        spans = self._spans(said, values, {name for _, first, second, _ in pairs
-                                           for name in (first, second)})
+        spans = self._placed_spans(found)
         crowded = 0
         for condition, first, second, mask in pairs:
             if not any(_apart(span, other, condition)
@@ -459,29 +498,30 @@ class TemplateFilter:
                 crowded |= mask
         return crowded
 
-    def _spans(self, said: tuple[str, ...], values: list[_Value],
-               lists: Set[str]) -> dict[str, list[_Span]]:
-        """Where the values of those lists lie, per list. Places are compared within one
-        form; "-" read as a space keeps them."""
-        spans: dict[str, list[_Span]] = defaultdict(list)
-        for index, form in enumerate(said):
+    def _placed_spans(self, found: _Found) -> dict[str, list[_Span]]:
+        """Where the values found of the lists looked for where they are lie, per list (once
+        per text). Places are compared within one form; "-" read as a space keeps them."""
+        spans = found.spans
+        if spans or not found.placed:
+            return spans
+        for index, form in enumerate(found.said):
             for text in {form, form.translate(BREAK_WORDS_TABLE)}:
-                for value in values:
-                    if value.list_name in lists:
-                        conditions = self._admitting_context(value.context_key, value.context)
-                        spans[value.list_name].extend(
-                            (index, start, start + len(value.text), conditions, value)
-                            for start in _starts(text, value.text))
+                for value in found.placed:
+                    conditions = self._admitting_context(value.context_key, value.context)
+                    spans[value.list_name].extend(
+                        (index, start, start + len(value.text), conditions, value)
+                        for start in _starts(text, value.text))
         return spans
 
-    def _untailed(self, forms: tuple[str, ...], values: list[_Value], kept: int) -> int:
+    def _untailed(self, found: _Found) -> int:
         """Of the templates kept, those ending in a list and literal text ("{name} <light>")
         where no value of the list is followed by that text to the end of a form: "turn on
         the office spotlight" has no name before "light"."""
         untailed = 0
         for tail, mask in self._tails:
-            if mask & kept and not any(_followed_by(value, tail, forms) for value in values
-                                       if value.list_name == tail.list_name):
+            if mask & found.kept and not any(found.followed_by(value, tail)
+                                             for value in found.placed
+                                             if value.list_name == tail.list_name):
                 untailed |= mask
         return untailed
 
@@ -539,12 +579,6 @@ def _apart(span: _Span, other: _Span, condition: int) -> bool:
     other_form, other_start, other_end, other_conditions, _ = other
     return (form == other_form and (end <= other_start or other_end <= start)
             and bool(conditions & other_conditions & condition))
-
-
-def _followed_by(value: _Value, tail: Tail, forms: tuple[str, ...]) -> bool:
-    """Whether the value is followed by the tail's text to the end of one of the forms."""
-    return any(compact(form[start + len(value.text):]) in tail.after
-               for form in forms for start in _starts(form, value.text))
 
 
 def _slot_length(result: RecognizeResult | None, slot_name: str) -> int:
