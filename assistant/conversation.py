@@ -25,6 +25,7 @@ from assistant.messages import (
     CommandNotSupportedError,
     ConversationRequest,
     ConversationResponse,
+    NotStoredError,
     ScheduledRun,
     ToolCall,
     UnderstandingPath,
@@ -467,6 +468,10 @@ class Conversation:
                 continue
             except CommandNotSupportedError as exc:
                 replies.append(f"Sorry, {exc}.")
+                success = False
+                continue
+            except NotStoredError:  # a full or read-only disk; the cause is in the log
+                replies.append("Sorry, I could not save that, so nothing was changed.")
                 success = False
                 continue
             replies.append(result.reply)

@@ -20,6 +20,11 @@ class CommandNotSentError(RuntimeError):
     """The command could not go out now (the broker is unreachable) and was not kept."""
 
 
+class NotStoredError(RuntimeError):
+    """What was asked could not be written to the state directory (full or read-only), so
+    it did not happen."""
+
+
 @dataclass(frozen=True, slots=True)
 class MqttMessage:
     """One message received from or to be sent to the broker."""

@@ -147,6 +147,8 @@ async def on_a_full_disk(daemon: DaemonProcess, house: VirtualHome, state: Path)
     assert not listed["success"], listed  # it could not be stored: never claims it was
     timer = await daemon.ask("set a timer for 10 minutes", timeout=10)
     assert not timer["success"] and "not set" in timer["reply"], timer
+    reminder = await daemon.ask("remind me in 20 minutes to check the oven", timeout=10)
+    assert not reminder["success"] and "could not save" in reminder["reply"], reminder
     filler.unlink()
     # No new change is needed: what is held in memory is stored once there is room.
     await until(lambda: "registry: storing again" in daemon.log_tail(400), 10,
@@ -155,6 +157,8 @@ async def on_a_full_disk(daemon: DaemonProcess, house: VirtualHome, state: Path)
     assert listed["success"], listed
     timer = await daemon.ask("set a timer for 10 minutes", timeout=10)
     assert timer["success"], timer
+    reminder = await daemon.ask("remind me in 20 minutes to check the oven", timeout=10)
+    assert reminder["success"], reminder
     await daemon.ask("turn off the kitchen light", timeout=10)
     await until(lambda: light_state(house) == "off", 10, "the light to follow")
 

@@ -36,6 +36,8 @@ from apscheduler.schedulers.base import STATE_RUNNING, BaseScheduler
 from apscheduler.triggers.base import BaseTrigger
 from sqlalchemy.exc import SQLAlchemyError
 
+from assistant.messages import NotStoredError
+
 log = logging.getLogger(__name__)
 
 # Longest wait between two looks at the jobs: the wall clock can jump (NTP at boot on a hub
@@ -142,8 +144,13 @@ class JobInfo(_JobFields):
 JobHandler = Callable[[JobDue], Awaitable[None]]
 
 
-class JobNotStoredError(RuntimeError):
-    """The job store could not be written, so the job was not added."""
+class JobNotStoredError(NotStoredError):
+    """The job store could not be written, so the job was not added, changed or removed."""
+
+
+def _not_stored(doing: str, what: str, exc: SQLAlchemyError) -> JobNotStoredError:
+    log.error("scheduler: could not %s %s: %s", doing, what, getattr(exc, "orig", None) or exc)
+    return JobNotStoredError(f"could not {doing} {what}")
 
 
 def scheduled_job(kind: str, data: dict[str, Any]) -> None:
@@ -287,9 +294,7 @@ class Scheduler:
                 replace_existing=True,
             )
         except SQLAlchemyError as exc:  # a full or read-only disk: the job does not exist
-            log.error("scheduler: could not store the %s job %r: %s", kind, name,
-                      getattr(exc, "orig", None) or exc)
-            raise JobNotStoredError(f"could not store the {kind} job {name!r}") from exc
+            raise _not_stored("store", f"the {kind} job {name!r}", exc) from exc
         return job.id
 
     def remove(self, job_id: str) -> bool:
@@ -297,6 +302,8 @@ class Scheduler:
             self._aps.remove_job(job_id)
         except JobLookupError:
             return False
+        except SQLAlchemyError as exc:
+            raise _not_stored("remove", job_id, exc) from exc
         return True
 
     def pause(self, job_id: str) -> None:
@@ -342,6 +349,8 @@ class Scheduler:
             self._aps.modify_job(job_id, **changes)
         except JobLookupError:
             raise KeyError(job_id) from None
+        except SQLAlchemyError as exc:
+            raise _not_stored("change", job_id, exc) from exc
 
     def _open_store(self) -> BaseJobStore:
         if self._store_path is None:
