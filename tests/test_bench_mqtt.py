@@ -7,9 +7,10 @@ from typing import Any
 
 import pytest
 
+from assistant.figures import figure
 from assistant.registry import DeviceRegistry
 from assistant.transport.embedded_broker import mosquitto_executable
-from assistant.virtual.bench_mqtt import figure, mqtt_bench
+from assistant.virtual.bench_mqtt import mqtt_bench
 
 SMALL = {"messages": 2000, "repeats": 1, "roundtrip_count": 10}
 

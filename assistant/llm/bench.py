@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from assistant.figures import figure
 from assistant.llm.backends import LlamaCppBackend
 from assistant.llm.config import LlmConfig
 from assistant.llm.messages import LlmRequest, LlmUnavailable
@@ -119,10 +120,8 @@ async def run_llm_bench_async(config: LlmConfig, skills: SkillRegistry,
     def median(key: str) -> float:
         return round(statistics.median(row[key] for row in rows), 1)
 
-    def p95(key: str) -> float:
-        import numpy  # not at import: the CLI imports this module for its arguments
-
-        return round(float(numpy.percentile([row[key] for row in rows], 95)), 1)
+    def p95(key: str) -> float | None:
+        return figure([row[key] for row in rows], digits=1)["p95"]
 
     return {
         "model": str(config.model_path),

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from assistant.daemon import settle_heap
+from assistant.figures import figure
 from assistant.messages import ToolCall
 from assistant.registry import Area, DeviceRegistry, Entity
 from assistant.understanding.fastpath import FastPath, FastPathResult
@@ -129,10 +130,10 @@ def run_nlu_bench(sizes: tuple[int, ...] = SIZES, repeats: int = 20) -> dict[str
                 timings.append(elapsed_ms)
                 cpu_timings.append(cpu_ms)
                 paths[understood.path] += 1
-        timings.sort()
+        spread = figure(timings)
         results[str(size)] = {
-            "median_ms": round(statistics.median(timings), 3),
-            "p95_ms": round(timings[max(0, int(len(timings) * 0.95) - 1)], 3),
+            "median_ms": spread["median"],
+            "p95_ms": spread["p95"],
             "first_median_ms": round(statistics.median(first), 3),
             "cpu_median_ms": round(statistics.median(cpu_timings), 3),
             "samples": len(timings),

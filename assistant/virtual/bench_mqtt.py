@@ -33,8 +33,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -50,6 +48,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from assistant.config import Config
 from assistant.daemon import Daemon
+from assistant.figures import figure
 from assistant.messages import EntityCommand
 from assistant.registry import RegistryChange
 from assistant.transport.embedded_broker import (
@@ -70,8 +69,6 @@ BURST_TIMEOUT_S = 60.0
 WARM_UP = 1000  # messages of the uncounted first bursts
 COMMAND_TIMEOUT_S = 5.0
 
-Figure = dict[str, float | None]
-
 
 def bench_home(lights: int = LIGHTS) -> HomeSpec:
     """Dimmable lights for the burst, and one more for the round trips."""
@@ -82,15 +79,6 @@ def bench_home(lights: int = LIGHTS) -> HomeSpec:
         attributes={"supported_color_modes": ["brightness"]}) for entity_id in ids)
     return HomeSpec(floors=(), areas=(AreaSpec("bench", "Bench"),), devices=(),
                     entities=entities)
-
-
-def figure(values: list[float]) -> Figure:
-    """Median and p95 (nearest rank) of ``values``; None for both when there are none."""
-    if not values:
-        return {"median": None, "p95": None}
-    ordered = sorted(values)
-    p95 = ordered[max(math.ceil(0.95 * len(ordered)) - 1, 0)]
-    return {"median": round(statistics.median(ordered), 3), "p95": round(p95, 3)}
 
 
 @dataclass

@@ -25,10 +25,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import yaml
 
 from assistant.config import ENV_PREFIX, Config
+from assistant.figures import figure
 from assistant.transport.api import ApiClient
 from assistant.virtual.stack import private_broker
 
@@ -37,12 +37,6 @@ SETTLE_TIMEOUT_S = 180.0
 STOP_TIMEOUT_S = 20.0
 PROBE_REQUEST = "what time is it"
 DAEMON_COMMAND = (sys.executable, "-m", "assistant.cli", "run")
-
-
-def spread(values: list[float], digits: int = 3) -> dict[str, float]:
-    """The median and the 95th percentile of repeated measurements."""
-    return {"median": round(float(np.median(values)), digits),
-            "p95": round(float(np.percentile(values, 95)), digits)}
 
 
 def demo_startup_config(config: Config) -> Config:
@@ -82,12 +76,12 @@ def summarize(runs: list[dict[str, Any]], config: Config) -> dict[str, Any]:
         "repeats": len(runs), "reached_ready": len(ready),
         "llm": str(config.llm.model_path) if config.llm.enabled else None,
         "voice": config.voice.enabled,
-        "ready_s": spread([run["ready_s"] for run in ready]) if ready else None,
-        "ready_cpu_s": spread([run["ready_cpu_s"] for run in ready]) if ready else None,
-        "settled_s": spread([run["settled_s"] for run in settled]) if settled else None,
+        "ready_s": figure([run["ready_s"] for run in ready]) if ready else None,
+        "ready_cpu_s": figure([run["ready_cpu_s"] for run in ready]) if ready else None,
+        "settled_s": figure([run["settled_s"] for run in settled]) if settled else None,
         "rss_mb": {
-            "daemon": spread([run["rss_mb"]["daemon"] for run in settled], 1),
-            "children": spread([run["rss_mb"]["children"] for run in settled], 1),
+            "daemon": figure([run["rss_mb"]["daemon"] for run in settled], 1),
+            "children": figure([run["rss_mb"]["children"] for run in settled], 1),
         } if settled else None,
         "runs": runs,
     }

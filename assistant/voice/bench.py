@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from assistant.figures import figure
 from assistant.messages import ConversationRequest, ConversationResponse
 from assistant.registry import DeviceRegistry, Entity, normalize_name
 from assistant.voice.audio import SAMPLE_RATE, float_to_pcm16, pcm16_to_float, resample
@@ -254,8 +255,8 @@ async def run_voice_bench(pipeline: VoicePipeline, commands: Sequence[str], *,
         stt_real_time_factor=statistics.median(rtf),
         tts_first_audio_ms=statistics.median(first_audio) if first_audio else 0.0,
         exact_rate_biased=exact_biased / runs, exact_rate_unbiased=exact_unbiased / runs,
-        misheard=tuple(misheard), e2e_p95_ms=float(np.percentile(e2e, 95)),
-        stt_p95_ms=float(np.percentile(stt, 95)))
+        misheard=tuple(misheard), e2e_p95_ms=float(figure(e2e)["p95"] or 0.0),
+        stt_p95_ms=float(figure(stt)["p95"] or 0.0))
 
 
 def format_report(report: VoiceBenchReport, pipeline: VoicePipeline) -> str:
