@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 import uuid
 from collections.abc import Callable
@@ -38,6 +37,7 @@ from assistant.understanding.fastpath import NO_MATCH, FastPath, FastPathResult
 from assistant.understanding.followups import FollowUp, LastTurn
 from assistant.understanding.reading import FastReader
 from assistant.understanding.routes import COMMAND_TEXT
+from assistant.understanding.words import words_for
 from device_adapters.base import ReportWait
 from skills.base import (
     CommandSink,
@@ -51,8 +51,6 @@ from skills.base import (
 
 log = logging.getLogger(__name__)
 
-_CAPABILITIES = re.compile(r"^(what (else )?can (you|i) (do|say|ask)|what are you able to do|"
-                           r"what do you do|how can you help|help( me)?)\b")
 _CANNOT = "Sorry, I can't do that yet."
 # "Everything" switches things on or off, opens or closes them; it never means "play" or
 # "set the volume" everywhere.
@@ -143,6 +141,7 @@ class Conversation:
         self.reasoner = reasoner
         self.config = config
         self.replies = replies_for(config.language)
+        self.words = words_for(config.language)
         self.policy = policy
         self.report_wait = report_wait
         self.notices_for_reply = notices_for_reply
@@ -220,7 +219,7 @@ class Conversation:
                         result.reply or "", path="fast", clarification=result.clarification,
                         success=False), state)
                 hint = result.reply
-        if _CAPABILITIES.match(re.sub(r"[^\w\s]", "", text.casefold())):
+        if self.words.asks_what_it_can_do(text):
             return ConversationResponse(self._capabilities(), path="none")
         return await self._reason(text, request, state, hint)
 

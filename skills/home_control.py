@@ -424,11 +424,13 @@ def _in_state_reply(entities: list[Entity], state: str, ctx: ToolContext) -> str
               {e.state, _binary_words(e.device_class).get(e.state or "")}]
     if len(entities) == 1:
         sentence = describe_state(entities[0], ctx)
-        return f"{'Yes' if inside else 'No'}, {sentence[0].lower()}{sentence[1:]}"
+        statement = f"{sentence[0].lower()}{sentence[1:]}"
+        return f"Yes, {statement}" if inside else f"No, {statement}"
     if not inside:
         return f"None of the {len(entities)} is {said}."
-    verb = "is" if len(inside) == 1 else "are"
-    return f"{len(inside)} of {len(entities)} {verb} {said}: {spoken_names(inside)}."
+    if len(inside) == 1:
+        return f"1 of {len(entities)} is {said}: {spoken_names(inside)}."
+    return f"{len(inside)} of {len(entities)} are {said}: {spoken_names(inside)}."
 
 
 def describe_state(entity: Entity, ctx: ToolContext) -> str:

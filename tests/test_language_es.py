@@ -88,6 +88,11 @@ _SALON_LAMPS = ["light.lampara_pie", "light.lampara_mesa"]
      [("lock", {"entity_ids": ["lock.principal"]})]),
     ("cierra con llave la puerta principal", None,
      [("lock", {"entity_ids": ["lock.principal"]})]),
+    ("bloquea la puerta principal", None, [("lock", {"entity_ids": ["lock.principal"]})]),
+    # the word a refusal tells the user to say ("di cierra con llave o desbloquea")
+    ("desbloquea la puerta principal", None, [("unlock", {"entity_ids": ["lock.principal"]})]),
+    ("desbloquea la puerta de la entrada", None,
+     [("unlock", {"entity_ids": ["lock.principal"]})]),
     ("¿qué temperatura hace en el dormitorio?", None,
      [("get_state", {"entity_ids": ["sensor.temperatura_dormitorio"]})]),
     ("¿cuál es la humedad del salón?", None,
@@ -164,6 +169,11 @@ def test_the_living_room_light_is_not_the_garage_light(fast: FastPath) -> None:
     result = fast.understand("apaga la luz del salón")
     assert "light.garaje" not in {i for c in result.calls for i in c.args["entity_ids"]}
     assert set(result.candidates) <= set(_SALON_LAMPS)
+
+
+def test_unlocking_is_only_ever_a_lock(fast: FastPath) -> None:
+    assert calls_of(fast, "desbloquea la puerta del garaje") == []
+    assert calls_of(fast, "desbloquea la lámpara del salón", "salon") == []
 
 
 def test_closing_a_door_is_not_locking_it(fast: FastPath) -> None:

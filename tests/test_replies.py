@@ -291,6 +291,55 @@ async def test_an_english_yes_does_not_confirm_in_an_italian_home(fast_paths: di
     assert sent.commands == []
 
 
+@pytest.mark.parametrize(("language", "questions", "none", "some"), [
+    ("it", ("quali luci sono accese", "ci sono luci accese"), "Nessuno dei 3 è acceso.",
+     "2 su 3 sono accesi: Luce Cucina e Lampada."),
+    ("es", ("qué luces están encendidas", "hay luces encendidas"),
+     "Ninguno de los 3 está encendido.", "2 de 3 están encendidos: Luz Cocina y Lámpara."),
+])
+async def test_which_lights_are_on_is_answered_in_the_language(
+        language: str, questions: tuple[str, ...], none: str, some: str) -> None:
+    registry = home(language)
+    conversation, _ = conversation_in(
+        language, {language: (registry, FastPath(registry, language,
+                                                 policy=SafetyPolicy(registry)))})
+    for question in questions:
+        assert (await say(conversation, question)).reply == none
+    registry.update_state("light.kitchen", "on")
+    registry.update_state("light.bedroom_lamp", "on")
+    for question in questions:
+        assert (await say(conversation, question)).reply == some
+
+
+@pytest.mark.parametrize(("language", "questions", "answer"), [
+    ("it", ("cosa sai fare?", "Che cosa puoi fare", "cos'altro sai fare?"), "Posso accendere"),
+    ("es", ("¿qué puedes hacer?", "Que sabes hacer", "¿cómo me puedes ayudar?"), "Puedo encender"),
+])
+async def test_what_can_you_do_is_answered_in_the_language(
+        language: str, questions: tuple[str, ...], answer: str, fast_paths: dict) -> None:
+    conversation, sent = conversation_in(language, fast_paths)
+    for question in questions:
+        assert (await say(conversation, question)).reply.startswith(answer), question
+    unknown = (await say(conversation, "fammi un caffè" if language == "it" else
+                         "hazme un café")).reply
+    assert not unknown.startswith(answer) and answer in unknown  # "I can't... I can..."
+    assert sent.commands == []
+
+
+@pytest.mark.parametrize(("language", "english", "said"), [
+    ("it", "Yes, the Window is open.", "Sì, Window: aperto."),  # a state, not "to open"
+    ("it", "No, the Window is off.", "No, Window: spento."),
+    ("it", "2 of 3 are open: the Window and the Door.", "2 su 3 sono aperti: Window e Door."),
+    ("it", "1 of 3 is open: the Window.", "1 su 3 è aperto: Window."),
+    ("es", "None of the 3 is open.", "Ninguno de los 3 está abierto."),
+    ("es", "The Window is open (40% open).", "Window: abierto (abierto al 40%)."),
+    ("es", "2 of 3 are playing: the Window and the Door.",
+     "2 de 3 están reproduciendo: Window y Door."),
+])
+def test_state_answers_say_the_state_and_agree(language: str, english: str, said: str) -> None:
+    assert replies_for(language).say(english, keep=["Window", "Door"]) == said
+
+
 # -- timers, notices and lists -------------------------------------------------------------------
 
 

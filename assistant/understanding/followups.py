@@ -74,8 +74,13 @@ class FollowUps:
         added = _before(opened or said, self.connectives.adds_after) or opened
         if added:  # "and the kitchen", "the kitchen too", "and the kitchen too"
             return self._retarget("addition", added, last, area)
-        if self.connectives.pronouns & set(said.split()):
-            return self._pronoun(said, last)
+        words = said.split()
+        if self.connectives.pronouns & set(words):
+            return self._pronoun(last, lambda name: " ".join(
+                name if w in self.connectives.pronouns else w for w in words))
+        verb = self.fast_path.words.without_enclitic(words[0]) if words else None
+        if verb:  # "spegnila": "spegni" and the name
+            return self._pronoun(last, lambda name: " ".join([verb, name, *words[1:]]))
         return None
 
     def _again(self, last: LastTurn, more: bool) -> FollowUp | None:
@@ -100,16 +105,14 @@ class FollowUps:
         undo = _undo(last, _targets_of(part)) if kind == "correction" else ()
         return FollowUp(kind, part.result.calls, undo, (part.understood or fragment,))
 
-    def _pronoun(self, said: str, last: LastTurn) -> FollowUp | None:
-        """"turn it off": the sentence with the first last target's name for the pronoun,
-        then acted on every last target of that kind."""
+    def _pronoun(self, last: LastTurn, naming: Callable[[str], str]) -> FollowUp | None:
+        """"turn it off": the sentence ``naming`` makes with the first last target's name
+        for the pronoun, then acted on every last target of that kind."""
         targets = [e for e in map(self.registry.get, last.targets) if e is not None]
         if not targets:
             return None
         first = targets[0]
-        name = self.fast_path.spoken_form(first.name)
-        sentence = " ".join(name if w in self.connectives.pronouns else w
-                            for w in said.split())
+        sentence = naming(self.fast_path.spoken_form(first.name))
         result = self.fast_path.understand(sentence, first.area)
         if not result.calls or any(call.args.get("entity_ids") != [first.entity_id]
                                    for call in result.calls):

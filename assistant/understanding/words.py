@@ -9,6 +9,7 @@ match, and a request said in the singular with several devices in the room is as
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -17,6 +18,7 @@ import yaml
 
 
 _PLACE_FRAME = "{verb} {place} {noun}"
+_ACUTE = "\u0301"  # the accent a Spanish verb takes when a pronoun joins it
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +32,9 @@ class Connectives:
     adds_after: tuple[str, ...] = ()  # "the kitchen too"
     corrections: tuple[str, ...] = ()  # "not that one, the lamp"
     pronouns: frozenset[str] = frozenset()  # "turn it off"
+    # pronouns joined to the end of a verb that opens the request ("spegnila", "apágala"),
+    # longest first
+    enclitics: tuple[str, ...] = ()
     more: frozenset[str] = frozenset()  # "a bit more": the last change again
     less: frozenset[str] = frozenset()  # "less": the last change the other way
     # How a verb, a device noun and a place said on its own make a request: "turn on" +
@@ -51,6 +56,21 @@ class Words:
     # ends in one ("luz del" is nobody's name)
     place_links: frozenset[str] = frozenset()
     connectives: Connectives = Connectives()
+    # questions about what the hub can do ("what can you do"), answered with its skills
+    capability_questions: tuple[str, ...] = ()
+
+    def asks_what_it_can_do(self, text: str) -> bool:
+        said = f"{' '.join(_words(text))} "
+        return any(said.startswith(f"{question} ") for question in self.capability_questions)
+
+    def without_enclitic(self, word: str) -> str | None:
+        """The verb ``word`` is with a pronoun joined to its end, without the pronoun and
+        the written accent it took ("apágala" -> "apaga"); None when it has none."""
+        for pronoun in self.connectives.enclitics:
+            if word.endswith(pronoun) and len(word) > len(pronoun) + 2:
+                stem = unicodedata.normalize("NFD", word[:-len(pronoun)])
+                return unicodedata.normalize("NFC", stem.replace(_ACUTE, ""))
+        return None
 
     def says_all(self, text: str) -> bool:
         return bool(self.all_words & set(_words(text)))
@@ -67,16 +87,21 @@ class Words:
         return rest if rest and first in self.articles else text
 
 
+def _phrases(data: dict, key: str) -> tuple[str, ...]:
+    """The phrases under ``key`` as words, longest first ("and then" is found before "and")."""
+    said = {" ".join(_words(str(p))) for p in data.get(key) or ()}
+    return tuple(sorted(said - {""}, key=len, reverse=True))
+
+
 def _connectives(data: dict) -> Connectives:
     def phrases(key: str) -> tuple[str, ...]:
-        # longest first, so "and then" is found before "and"
-        said = {" ".join(_words(str(p))) for p in data.get(key) or ()}
-        return tuple(sorted(said - {""}, key=len, reverse=True))
+        return _phrases(data, key)
 
     return Connectives(joins=phrases("joins"), list_openers=frozenset(phrases("list_openers")),
                        adds_before=phrases("adds_before"), adds_after=phrases("adds_after"),
                        corrections=phrases("corrections"),
                        pronouns=frozenset(phrases("pronouns")),
+                       enclitics=phrases("enclitics"),
                        more=frozenset(phrases("more")), less=frozenset(phrases("less")),
                        place_frame=str(data.get("place_frame") or _PLACE_FRAME))
 
@@ -99,4 +124,5 @@ def words_for(language: str) -> Words:
                                     for s, p in nouns.items()),
                  degree_word=str(data.get("degree_word") or "").casefold(),
                  place_links=frozenset(map(str.casefold, data.get("place_links") or ())),
-                 connectives=_connectives(data.get("connectives") or {}))
+                 connectives=_connectives(data.get("connectives") or {}),
+                 capability_questions=_phrases(data, "capability_questions"))
