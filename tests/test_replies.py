@@ -340,6 +340,25 @@ def test_state_answers_say_the_state_and_agree(language: str, english: str, said
     assert replies_for(language).say(english, keep=["Window", "Door"]) == said
 
 
+@pytest.mark.parametrize(("language", "english", "said"), [
+    ("it", "It is 07:05.", "Sono le 07:05."),
+    ("it", "Today is Wednesday, December 2, 2026.", "Oggi è mercoledì 2 dicembre 2026."),
+    ("it", "The sun does not set here on June 21.", "Qui il sole non tramonta il 21 giugno."),
+    ("es", "It is 21:30.", "Son las 21:30."),
+    ("es", "Today is Monday, May 4, 2026.", "Hoy es lunes, 4 de mayo de 2026."),
+    ("es", "The sun does not rise here for over a year.",
+     "Aquí el sol no sale en más de un año."),
+])
+def test_the_time_the_date_and_the_sun_are_said_in_the_language(language: str, english: str,
+                                                                 said: str) -> None:
+    assert replies_for(language).say(english) == said
+
+
+async def test_what_time_it_is_is_answered_in_italian(fast_paths: dict) -> None:
+    conversation, _ = conversation_in("it", fast_paths)
+    assert re.fullmatch(r"Sono le \d\d:\d\d\.", (await say(conversation, "che ore sono")).reply)
+
+
 # -- timers, notices and lists -------------------------------------------------------------------
 
 

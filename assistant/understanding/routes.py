@@ -140,9 +140,15 @@ ROUTES: dict[str, Route] = {
 }
 REPLIES: dict[str, Callable[[], str]] = {
     "HassNevermind": lambda: "OK.",
-    "HassGetCurrentTime": lambda: time.strftime("It is %H:%M."),
-    "HassGetCurrentDate": lambda: time.strftime("Today is %A, %B %d, %Y."),
+    # names and numbers apart, so that the reply catalogs say them in the home's language
+    "HassGetCurrentTime": lambda: f"It is {time.strftime('%H:%M')}.",
+    "HassGetCurrentDate": lambda: _today(time.localtime()),
 }
+
+
+def _today(now: time.struct_time) -> str:
+    day = time.strftime("%B", now) + f" {now.tm_mday}"
+    return f"Today is {time.strftime('%A', now)}, {day}, {now.tm_year}."
 
 
 @dataclass(frozen=True, slots=True)
