@@ -205,6 +205,7 @@ class MqttLink:
         client.on_connect = self._on_connect_thread
         client.on_disconnect = self._on_disconnect_thread
         client.on_message = self._on_message_thread
+        client.on_plain_message = self._on_plain_message_thread
         client.on_publish = self._on_publish_thread
         return client
 
@@ -282,6 +283,9 @@ class MqttLink:
                            msg: paho.MQTTMessage) -> None:
         message = MqttMessage(msg.topic, bytes(msg.payload), msg.qos, bool(msg.retain))
         self._call_on_loop(self._dispatch, message)
+
+    def _on_plain_message_thread(self, topic: str, payload: bytes, retain: bool) -> None:
+        self._call_on_loop(self._dispatch, MqttMessage(topic, payload, 0, retain))
 
     def _call_on_loop(self, func: Callable[..., None], *args: object) -> None:
         """In paho's thread: queue ``func(*args)`` for the loop; wake the loop only when no

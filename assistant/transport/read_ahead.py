@@ -1,4 +1,5 @@
-"""A paho client that reads what the broker sent in one system call, not three per packet.
+"""A paho client that reads what the broker sent in one system call, not three per packet,
+and hands a plain QoS 0 message straight to its receiver.
 
 paho reads each packet with a ``recv`` of one byte (its type), one per byte of its length and
 one for the rest, and goes back to ``select`` after every packet: during a burst of state
@@ -7,14 +8,26 @@ reads up to ``READ_AHEAD`` bytes at once and hands paho its bytes from there, an
 step goes on while those bytes last. The socket says how many bytes it holds through
 ``pending()``, the method paho already asks of an SSL socket before it waits in ``select``, so
 nothing read ahead waits for the next packet to arrive.
+
+A QoS 0 PUBLISH of MQTT 3.1.1 (a state message, the bulk of the traffic) is only a topic and a
+payload: it goes to ``on_plain_message`` as ``(topic, payload, retain)`` without the
+MQTTMessage, its delivery-tracking condition and the callback filter paho builds for every
+message. Anything else (QoS 1 and 2, MQTT 5, a topic that is not UTF-8, a malformed packet)
+takes paho's own path, to ``on_message``.
 """
 
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable
 
 import paho.mqtt.client as paho
-from paho.mqtt.enums import MQTTErrorCode
+from paho.mqtt.enums import MQTTErrorCode, MQTTProtocolVersion
+
+# (topic, payload, retain) of a QoS 0 message
+PlainMessageHandler = Callable[[str, bytes, bool], None]
+_QOS_BITS = 0x06
+_RETAIN_BIT = 0x01
 
 READ_AHEAD = 65536  # bytes asked of the socket at once
 READ_BATCH = 64  # packets read before paho's loop gets to write and keep alive again
@@ -48,6 +61,23 @@ class _ReadAheadSocket(socket.socket):
 
 
 class ReadAheadClient(paho.Client):
+    on_plain_message: PlainMessageHandler | None = None
+
+    def _handle_publish(self) -> MQTTErrorCode:
+        command, body = self._in_packet["command"], self._in_packet["packet"]
+        receive = self.on_plain_message
+        if receive is None or command & _QOS_BITS or self._protocol == MQTTProtocolVersion.MQTTv5:
+            return super()._handle_publish()
+        end = 2 + int.from_bytes(body[:2], "big")
+        if len(body) < end or end == 2:  # malformed, or no topic: paho says which
+            return super()._handle_publish()
+        try:
+            topic = body[2:end].decode("utf-8")
+        except UnicodeDecodeError:
+            return super()._handle_publish()
+        receive(topic, bytes(body[end:]), bool(command & _RETAIN_BIT))
+        return MQTTErrorCode.MQTT_ERR_SUCCESS
+
     def _create_socket_connection(self) -> socket.socket:
         connected = super()._create_socket_connection()
         # TLS reads through its own buffer (and has its own pending()); websockets frame it
