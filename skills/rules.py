@@ -410,7 +410,7 @@ class ReadBack:
             targets = spoken_names([self.names[e] for e in action.entity_ids])
             text = f"{_verb(action.service)} {targets}"
             if action.brightness_pct is not None:
-                text += f" at {action.brightness_pct}%"
+                text += f" at {action.brightness_pct}% brightness"
             if action.for_seconds is not None:
                 again = _verb_on(_REVERSE[action.service],
                                  "it" if len(action.entity_ids) == 1 else "them")
@@ -421,7 +421,8 @@ class ReadBack:
     def sentence(self) -> str:
         when = self.trigger()
         conditions = self.conditions()
-        return f"{when}{' ' + conditions if conditions else ''}, I'll {self.actions()}."
+        # the conditions between commas: the catalogs of other languages say each part alone
+        return f"{when}{', ' + conditions if conditions else ''}, I'll {self.actions()}."
 
     def _name(self, entity_id: str) -> str:
         return self.names[entity_id].name

@@ -25,6 +25,7 @@ from assistant.llm.schema import build_output_schema
 from assistant.llm.worker import schema_to_gbnf
 from assistant.messages import ConversationRequest, ToolCall
 from assistant.registry import Area, DeviceRegistry, Entity
+from assistant.replies import kept_names, replies_for
 from assistant.rules.loader import load_rules, save_rule_file
 from assistant.rules.schema import RuleErrors, parse_rule
 from assistant.safety import SafetyPolicy
@@ -44,7 +45,7 @@ DRAFT: dict[str, Any] = {
     "actions": [{"service": "turn_on", "entity_ids": ["light.hallway"], "for_seconds": 120}],
     "entity_ids": ["binary_sensor.hallway_motion", "light.hallway"],
 }
-READ_BACK = ("When the Hallway Motion turns on between sunset and sunrise, I'll turn on the "
+READ_BACK = ("When the Hallway Motion turns on, between sunset and sunrise, I'll turn on the "
              "Hallway Light and turn it off again after 2 minutes. Shall I save this rule?")
 
 
@@ -318,7 +319,7 @@ async def test_other_shapes_are_read_back_too(files: RuleFiles) -> None:
                 actions=[{"service": "turn_on", "entity_ids": ["fan.ceiling"]}],
                 entity_ids=["sensor.living_room_temperature", "fan.ceiling"])
     result = await skills.run(ToolCall("propose_rule", hot), context(registry))
-    assert result.reply == ("When the Living Room Temperature rises above 25 °C after 08:00, "
+    assert result.reply == ("When the Living Room Temperature rises above 25 °C, after 08:00, "
                             "I'll turn on the Ceiling Fan. Shall I save this rule?")
     dusk = draft(trigger={"trigger": "sun", "event": "sunset", "offset_minutes": -15},
                  conditions=[], actions=[{"service": "turn_on", "brightness_pct": 30,
@@ -326,7 +327,54 @@ async def test_other_shapes_are_read_back_too(files: RuleFiles) -> None:
                  entity_ids=["light.kitchen", "light.hallway"])
     result = await skills.run(ToolCall("propose_rule", dusk), context(registry))
     assert result.reply == ("Every day 15 minutes before sunset, I'll turn on the Kitchen "
-                            "Light and the Hallway Light at 30%. Shall I save this rule?")
+                            "Light and the Hallway Light at 30% brightness. Shall I save this "
+                            "rule?")
+
+
+READ_BACK_IN = {
+    "it": ("Quando Hallway Motion si accende, tra il tramonto e l'alba, mi occuperò di accendere "
+           "Hallway Light e poi spegnere dopo 2 minuti. Salvo questa regola?",
+           "Ho salvato la regola 'Hall light at night'."),
+    "es": ("Cuando Hallway Motion se enciende, entre el atardecer y el amanecer, me encargaré de "
+           "encender Hallway Light y volver a apagar después de 2 minutos. ¿Guardo esta regla?",
+           "He guardado la regla 'Hall light at night'."),
+}
+
+
+@pytest.mark.parametrize("language", sorted(READ_BACK_IN))
+async def test_a_rule_is_read_back_and_saved_in_the_home_s_language(
+        files: RuleFiles, language: str) -> None:
+    registry, skills = home(), rule_skills(files)
+    replies = replies_for(language)
+    asked = await skills.run(ToolCall("propose_rule", draft()), context(registry))
+    read_back, saved = READ_BACK_IN[language]
+    assert replies.say(asked.reply, kept_names(registry)) == read_back
+    done = await skills.run(asked.needs_confirmation[0],
+                            context(registry, frozenset(DRAFT["entity_ids"])))
+    assert replies.say(done.reply, kept_names(registry)) == saved
+
+
+@pytest.mark.parametrize(("language", "said"), [
+    ("it", "Quando Garage Door passa da chiuso a aperto, mentre Hallway Light è spento e dopo "
+           "le 20:00, mi occuperò di accendere Kitchen Light con la luminosità al 40%. Salvo "
+           "questa regola?"),
+    ("es", "Cuando Garage Door pasa de cerrado a abierto, mientras Hallway Light está apagado y "
+           "después de las 20:00, me encargaré de encender Kitchen Light con el brillo al 40%. "
+           "¿Guardo esta regla?"),
+])
+async def test_a_state_of_open_is_said_as_a_state_not_as_the_verb(files: RuleFiles,
+                                                                  language: str,
+                                                                  said: str) -> None:
+    registry = home()
+    opened = draft(trigger={"trigger": "state", "entity_id": "cover.garage_door",
+                            "from_state": "closed", "to_state": "open"},
+                   conditions=[{"condition": "state", "entity_id": "light.hallway",
+                                "state": "off"}, {"condition": "time", "after": "20:00"}],
+                   actions=[{"service": "turn_on", "entity_ids": ["light.kitchen"],
+                             "brightness_pct": 40}],
+                   entity_ids=["cover.garage_door", "light.hallway", "light.kitchen"])
+    asked = await rule_skills(files).run(ToolCall("propose_rule", opened), context(registry))
+    assert replies_for(language).say(asked.reply, kept_names(registry)) == said
 
 
 UNLOCK = draft(name="Let me in", actions=[
