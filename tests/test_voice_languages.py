@@ -42,14 +42,15 @@ requires_espeak = pytest.mark.skipif(
     reason="espeak-ng is not installed (apt-get install espeak-ng; scripts/setup does)")
 
 
-def espeak_recording(text: str, voice: str = "it+f2") -> bytes:
+def espeak_recording(text: str, voice: str = "it+f2", words_a_minute: int = 175) -> bytes:
     """espeak-ng saying ``text`` as a microphone records it: 16 kHz, with silence before and
     after (without the lead-in the endpointer clips the first syllable: "Cendi la luce").
     Its female Italian variant: Whisper base heard the default one's "la luce" as "a ucce"
-    in some homes' vocabularies."""
+    in some homes' vocabularies. 175 words a minute is espeak's own pace."""
     import subprocess
 
-    done = subprocess.run(["espeak-ng", "-v", voice, "--stdin", "--stdout"],
+    done = subprocess.run(["espeak-ng", "-v", voice, "-s", str(words_a_minute), "--stdin",
+                           "--stdout"],
                           input=text.encode(), capture_output=True, timeout=30, check=True)
     return bytes(int(0.5 * SAMPLE_RATE) * 2) + decode_wav(done.stdout) + bytes(SAMPLE_RATE * 2)
 
@@ -335,20 +336,25 @@ async def test_the_multilingual_model_hears_the_home_language(
         shared_models: Path, language: str, voice: str, command: str,
         home: tuple[str, str, str]) -> None:
     config = VoiceConfig(models_dir=shared_models).for_home(language, shared_models)
-    pcm = trim_to_speech(espeak_recording(command, voice), config.vad)  # as the pipeline does
-    assert pcm is not None
     heard_by = SpeechToText(config.stt, kitchen(*home), models_dir=shared_models)
     english = SpeechToText(VoiceConfig().stt, kitchen(*home), models_dir=shared_models)
+    expected = {word for word in command.split() if len(word) > 3}  # accendi luce della cucina
+    heard, misheard = [], []
     try:
-        heard = await asyncio.wait_for(heard_by.transcribe(pcm), 120)
-        misheard = await asyncio.wait_for(english.transcribe(pcm), 120)
+        # Said at two paces: what Whisper makes of synthetic speech differs with the CPU's
+        # vector kernels (on one Intel Xeon, base heard espeak's own pace as "accendi accendi
+        # la cucina", and 140 words a minute right; an AMD EPYC heard both right).
+        for pace in (175, 140):
+            pcm = trim_to_speech(espeak_recording(command, voice, pace), config.vad)
+            assert pcm is not None  # as the pipeline does
+            heard.append((await asyncio.wait_for(heard_by.transcribe(pcm), 120)).text)
+            misheard.append((await asyncio.wait_for(english.transcribe(pcm), 120)).text)
     finally:
         heard_by.close()
         english.close()
-    expected = {word for word in command.split() if len(word) > 3}  # accendi luce della cucina
-    assert expected <= words_of(heard.text), heard.text
+    assert any(expected <= words_of(text) for text in heard), heard
     # tiny.en (the English homes' model) fails the same check: the choice of model matters
-    assert not expected <= words_of(misheard.text), misheard.text
+    assert not any(expected <= words_of(text) for text in misheard), misheard
 
 
 @requires_espeak
