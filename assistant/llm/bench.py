@@ -117,22 +117,14 @@ async def run_llm_bench_async(config: LlmConfig, skills: SkillRegistry,
     finally:
         await understanding.stop()
 
-    def median(key: str) -> float:
-        return round(statistics.median(row[key] for row in rows), 1)
-
-    def p95(key: str) -> float | None:
-        return figure([row[key] for row in rows], digits=1)["p95"]
-
+    timed = ("ttft_cached_ms", "ttft_uncached_ms", "total_ms", "total_uncached_ms")
+    spread = {key: figure([row[key] for row in rows], digits=1)
+              for key in (*timed, "tokens_per_s")}
     return {
         "model": str(config.model_path),
         "requests": rows,
-        "ttft_cached_ms": median("ttft_cached_ms"),
-        "ttft_uncached_ms": median("ttft_uncached_ms"),
-        "total_ms": median("total_ms"),
-        "total_uncached_ms": median("total_uncached_ms"),
-        "tokens_per_s": median("tokens_per_s"),
-        "p95": {key: p95(key) for key in ("ttft_cached_ms", "ttft_uncached_ms", "total_ms",
-                                          "total_uncached_ms")},
+        **{key: figures["median"] for key, figures in spread.items()},
+        "p95": {key: spread[key]["p95"] for key in timed},
         "prompt_tokens": prompt_tokens,
         "schema_valid_rate": sum(row["valid"] for row in rows) / len(rows),
         "first_try_valid_rate": sum(row["valid"] and row["first_try"] for row in rows) / len(rows),

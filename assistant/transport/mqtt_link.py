@@ -1,7 +1,8 @@
 """The daemon's one connection to the MQTT broker (paho-mqtt 2.x, callback API v2).
 
 paho runs its network loop in its own thread and reconnects with exponential backoff by
-itself (reading what arrived in one go: ``read_ahead``); every callback re-enters the event loop, in order, through one queue the loop drains
+itself (reading what arrived in one go: ``read_ahead``); every callback re-enters the event
+loop, in order, through one queue the loop drains
 (one ``call_soon_threadsafe`` wakes it per batch, not per message; during a burst the loop
 drains every ``BURST_GATHER_S``, so paho's thread reads without fighting it for the GIL), so
 handlers, the outgoing queue and subscriptions are only touched on the loop.

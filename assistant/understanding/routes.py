@@ -147,8 +147,8 @@ REPLIES: dict[str, Callable[[], str]] = {
 
 
 def _today(now: time.struct_time) -> str:
-    day = time.strftime("%B", now) + f" {now.tm_mday}"
-    return f"Today is {time.strftime('%A', now)}, {day}, {now.tm_year}."
+    return (f"Today is {time.strftime('%A', now)}, {time.strftime('%B', now)} {now.tm_mday}, "
+            f"{now.tm_year}.")
 
 
 @dataclass(frozen=True, slots=True)

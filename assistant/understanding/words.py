@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, partial
 from importlib import resources
 
 import yaml
@@ -94,9 +94,7 @@ def _phrases(data: dict, key: str) -> tuple[str, ...]:
 
 
 def _connectives(data: dict) -> Connectives:
-    def phrases(key: str) -> tuple[str, ...]:
-        return _phrases(data, key)
-
+    phrases = partial(_phrases, data)
     return Connectives(joins=phrases("joins"), list_openers=frozenset(phrases("list_openers")),
                        adds_before=phrases("adds_before"), adds_after=phrases("adds_after"),
                        corrections=phrases("corrections"),
